@@ -1,0 +1,257 @@
+"""A DCASE-layout dataset root as one tidy table.
+
+:func:`scan_root` walks any folder that holds DCASE Task 2 machine folders,
+in the organisers' layout (``<root>/dev_data/raw/<machine>/{train,test}``,
+``<root>/eval_data/raw/<machine>/...``), the 2020 layout
+(``<root>/dev_data/<machine>/{train,test}``) or simply
+``<root>/<machine>/{train,test}``, and returns a :class:`pandas.DataFrame`
+with one row per clip. Machines are discovered from the folders present, so
+the real DCASE data and asdkit's synthetic data read the same way.
+
+Ground truth of anonymised evaluation clips is joined in from the
+organisers' evaluator CSVs where they are present: ``ground_truth_data/
+ground_truth_<machine>_section_<ss>_test.csv`` (``file,0|1``; 1 = anomaly) and
+``ground_truth_domain/ground_truth_<machine>_section_<ss>_test.csv``
+(``file,0|1`` with 0 = source, 1 = target; the words are accepted too),
+searched anywhere below the root or in the folder given as ``ground_truth``.
+"""
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DatasetError, FileNameError
+from .names import NO_ATTRIBUTE, parse_attributes, parse_filename
+
+__all__ = ["scan_root", "find_machines", "summarize", "read_attributes_csv", "COLUMNS"]
+
+#: The columns of the clip table, in order.
+COLUMNS = [
+    "path", "file", "machine", "part", "section", "split", "domain", "label",
+    "index", "attributes", "has_attributes", "pattern",
+]
+
+_SPLITS = ("train", "test")
+
+
+def _part_of(machine_dir: Path) -> str:
+    parts = [p.lower() for p in machine_dir.parts]
+    if any(p.startswith("eval_data") for p in parts):
+        return "eval"
+    return "dev"
+
+
+def find_machines(root: str | Path) -> dict[str, list[Path]]:
+    """Find the machine folders below a DCASE-layout root.
+
+    A machine folder is one that holds a ``train`` or ``test`` subfolder with
+    ``.wav`` files in it.
+
+    Parameters
+    ----------
+    root : path-like
+        The dataset root.
+
+    Returns
+    -------
+    dict
+        Machine name -> list of its folders (one per part, dev and eval), sorted.
+
+    Raises
+    ------
+    DatasetError
+        If the root does not exist or holds no machine folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset root {str(root)!r} does not exist or is not a folder. "
+                           "Pass the folder that holds dev_data/ (or make one with 'asdkit synth ROOT').")
+    found: dict[str, list[Path]] = {}
+    candidates = {p.parent.parent for p in root.rglob("*.wav") if p.parent.name in _SPLITS}
+    for d in sorted(candidates):
+        found.setdefault(d.name, []).append(d)
+    if not found:
+        raise DatasetError(
+            f"no machine folders under {str(root)!r}: expected <machine>/train/*.wav or "
+            "<machine>/test/*.wav, e.g. dev_data/raw/fan/train/section_00_source_train_normal_0000_....wav. "
+            "Check the path, unpack the downloaded zips there ('asdkit download'), or make the "
+            "embedded dataset with 'asdkit synth ROOT'."
+        )
+    return dict(sorted(found.items()))
+
+
+def read_attributes_csv(path: str | Path) -> dict[str, dict[str, str]]:
+    """Read an organisers' ``attributes_SS.csv``.
+
+    Rows are ``file_name,d1p,d1v,d2p,d2v,...`` where ``file_name`` is
+    ``<machine>/<split>/<file>.wav``. Returns base file name -> ``{param: value}``
+    (empty for ``noAttribute``).
+    """
+    path = Path(path)
+    out: dict[str, dict[str, str]] = {}
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{str(path)!r}: cannot read attribute CSV ({e}). Re-download or delete it.") from e
+    if not rows:
+        return out
+    start = 1 if rows[0] and rows[0][0] == "file_name" else 0
+    for row in rows[start:]:
+        if not row or not row[0]:
+            continue
+        cells = [c for c in row[1:]]
+        while cells and cells[-1] == "":
+            cells.pop()
+        attrs: dict[str, str] = {}
+        if cells and cells[0] != NO_ATTRIBUTE:
+            for k, v in zip(cells[0::2], cells[1::2]):
+                if k:
+                    attrs[k] = v
+        out[Path(row[0]).name] = attrs
+    return out
+
+
+def _read_truth(path: Path) -> dict[str, str]:
+    out = {}
+    with open(path, newline="") as fh:
+        for row in csv.reader(fh):
+            if len(row) >= 2 and row[0].endswith(".wav"):
+                out[row[0].strip()] = row[1].strip()
+    return out
+
+
+def _ground_truth(root: Path, ground_truth: Path | None, machine: str, section: str):
+    """Return (labels, domains) dicts for a machine/section, either possibly empty."""
+    name = f"ground_truth_{machine}_section_{section}_test.csv"
+    bases = [ground_truth] if ground_truth is not None else [root]
+    labels: dict[str, str] = {}
+    domains: dict[str, str] = {}
+    for base in bases:
+        for p in sorted(Path(base).rglob(name)):
+            kind = p.parent.name
+            if kind.startswith("ground_truth_domain"):
+                domains.update({f: {"0": "source", "1": "target"}.get(v, v) for f, v in _read_truth(p).items()})
+            elif kind.startswith("ground_truth_data") or kind.startswith("ground_truth"):
+                labels.update({f: {"0": "normal", "1": "anomaly"}.get(v, v) for f, v in _read_truth(p).items()})
+    return labels, domains
+
+
+def scan_root(root: str | Path, *, machines: list[str] | None = None, strict: bool = True,
+              ground_truth: str | Path | None = None) -> pd.DataFrame:
+    """List every clip of a DCASE-layout root in one tidy table.
+
+    Parameters
+    ----------
+    root : path-like
+        The dataset root (any DCASE Task 2 layout, 2020-2024).
+    machines : list of str, optional
+        Keep only these machine types. Unknown names raise :class:`DatasetError`.
+    strict : bool, default True
+        If True, a file whose name follows no DCASE pattern raises
+        :class:`FileNameError`; if False it is skipped, and the skipped files are
+        listed in ``table.attrs["rejected"]`` with a warning.
+    ground_truth : path-like, optional
+        Folder holding the evaluator's ``ground_truth_data`` and
+        ``ground_truth_domain`` folders; by default the root is searched.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per clip with the columns :data:`COLUMNS`, sorted by machine,
+        part, split, section, domain, label and index. ``path`` is absolute;
+        ``attributes`` is a dict. Attribute values of anonymised clips are taken
+        from ``attributes_SS.csv`` where it lists them. ``domain`` and ``label``
+        are None where neither the name nor a ground-truth CSV says.
+    """
+    root = Path(root)
+    found = find_machines(root)
+    if machines:
+        unknown = sorted(set(machines) - set(found))
+        if unknown:
+            raise DatasetError(f"machine(s) {unknown} not found under {str(root)!r}; "
+                               f"it holds: {sorted(found)}")
+        found = {m: found[m] for m in machines}
+    gt_dir = Path(ground_truth) if ground_truth is not None else None
+    rows, rejected = [], []
+    for machine, dirs in found.items():
+        for mdir in dirs:
+            part = _part_of(mdir.relative_to(root) if mdir.is_relative_to(root) else mdir)
+            attr_csv: dict[str, dict[str, str]] = {}
+            for p in sorted(mdir.glob("attributes_*.csv")):
+                attr_csv.update(read_attributes_csv(p))
+            truth_cache: dict[str, tuple[dict, dict]] = {}
+            for split in _SPLITS:
+                sdir = mdir / split
+                if not sdir.is_dir():
+                    continue
+                for wav in sorted(sdir.glob("*.wav")):
+                    try:
+                        c = parse_filename(wav.name)
+                    except FileNameError as e:
+                        if strict:
+                            raise FileNameError(f"{wav}: {e}") from None
+                        rejected.append(str(wav))
+                        continue
+                    domain, label = c.domain, c.label
+                    attrs, has = dict(c.attributes), c.has_attributes
+                    if c.pattern == "anonymous":
+                        if c.section not in truth_cache:
+                            truth_cache[c.section] = _ground_truth(root, gt_dir, machine, c.section)
+                        labels, domains = truth_cache[c.section]
+                        label = labels.get(c.file, label)
+                        domain = domains.get(c.file, domain)
+                    if c.file in attr_csv and not attrs:
+                        attrs = dict(attr_csv[c.file])
+                        if has is None and attrs:
+                            has = True
+                    rows.append(dict(
+                        path=str(wav.resolve()), file=c.file, machine=machine, part=part,
+                        section=c.section, split=split, domain=domain, label=label, index=c.index,
+                        attributes=attrs, has_attributes=has, pattern=c.pattern,
+                    ))
+    if rejected:
+        warnings.warn(f"{len(rejected)} file(s) under {str(root)!r} follow no DCASE name pattern and "
+                      f"were skipped, e.g. {rejected[0]!r}; see table.attrs['rejected'].", stacklevel=2)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = table.sort_values(["machine", "part", "split", "section", "domain", "label", "index"],
+                              na_position="last", kind="stable").reset_index(drop=True)
+    table.attrs["root"] = str(root.resolve())
+    table.attrs["rejected"] = rejected
+    return table
+
+
+def attribute_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """Spread the ``attributes`` dicts of a clip table into one column per parameter.
+
+    Returns a DataFrame indexed like ``table`` with one column ``attr_<param>``
+    per parameter name found (missing values are NaN).
+    """
+    wide = pd.DataFrame([a if isinstance(a, dict) else {} for a in table["attributes"]], index=table.index)
+    return wide.add_prefix("attr_")
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Count clips per machine, part, split, domain and label.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by (machine, part, split), with one column per
+        ``<domain>/<label>`` present and a ``total`` column. Unknown domains or
+        labels (anonymised clips without ground truth) count as ``"?"``.
+    """
+    t = table.assign(domain=table["domain"].fillna("?"), label=table["label"].fillna("?"))
+    t = t.assign(cell=t["domain"] + "/" + t["label"])
+    counts = t.pivot_table(index=["machine", "part", "split"], columns="cell", values="file",
+                           aggfunc="count", fill_value=0)
+    counts.columns.name = None
+    counts["total"] = counts.sum(axis=1)
+    return counts.astype(np.int64)
+
+
+__all__.append("attribute_frame")
