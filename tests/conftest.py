@@ -1,0 +1,29 @@
+"""Shared fixtures of the asdkit test suite."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def rng():
+    """A seeded numpy Generator: tests are reproducible."""
+    return np.random.default_rng(20241)
+
+
+@pytest.fixture
+def write_wav(tmp_path):
+    """Write a waveform to a wav in tmp_path; returns the path."""
+
+    def _write(name, y, sr=16000, subtype="PCM_16"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), np.asarray(y), sr, subtype=subtype)
+        return path
+
+    return _write

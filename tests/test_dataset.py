@@ -1,0 +1,114 @@
+import pytest
+
+from asdkit import DatasetError, FileNameError, scan_root, summarize
+from asdkit.dataset import attribute_frame
+
+
+def touch(root, rel):
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"")
+    return p
+
+
+@pytest.fixture
+def dcase_root(tmp_path):
+    """Empty files named as the organisers' layout (scan_root only reads names)."""
+    dev = "dev_data/raw"
+    for i in range(3):
+        touch(tmp_path, f"{dev}/fan/train/section_00_source_train_normal_{i:04d}_vel_6_loc_A.wav")
+    touch(tmp_path, f"{dev}/fan/train/section_00_target_train_normal_0000_vel_10_loc_B.wav")
+    for d in ("source", "target"):
+        for lab in ("normal", "anomaly"):
+            touch(tmp_path, f"{dev}/fan/test/section_00_{d}_test_{lab}_0000_vel_6_loc_A.wav")
+            touch(tmp_path, f"{dev}/gearbox/test/section_00_{d}_test_{lab}_0000_noAttribute.wav")
+    touch(tmp_path, f"{dev}/gearbox/train/section_00_source_train_normal_0000_noAttribute.wav")
+    # evaluation part with anonymised test names and the evaluator's ground truth
+    touch(tmp_path, "eval_data/raw/Scanner/train/section_00_source_train_normal_0000_a_1.wav")
+    for i in range(1, 5):
+        touch(tmp_path, f"eval_data/raw/Scanner/test/section_00_{i:04d}.wav")
+    gt = tmp_path / "ground_truth_data"
+    gt.mkdir()
+    (gt / "ground_truth_Scanner_section_00_test.csv").write_text(
+        "section_00_0001.wav,0\nsection_00_0002.wav,1\nsection_00_0003.wav,0\nsection_00_0004.wav,1\n")
+    gd = tmp_path / "ground_truth_domain"
+    gd.mkdir()
+    (gd / "ground_truth_Scanner_section_00_test.csv").write_text(
+        "section_00_0001.wav,0\nsection_00_0002.wav,0\nsection_00_0003.wav,1\nsection_00_0004.wav,1\n")
+    (tmp_path / "eval_data/raw/Scanner/attributes_00.csv").write_text(
+        "file_name,d1p,d1v\nScanner/test/section_00_0001.wav,a,2\n")
+    return tmp_path
+
+
+def test_scan_root_tidy_table(dcase_root):
+    t = scan_root(dcase_root)
+    assert set(t["machine"]) == {"fan", "gearbox", "Scanner"}
+    assert len(t) == 4 + 4 + 1 + 4 + 4 + 1
+    fan_train = t[(t.machine == "fan") & (t.split == "train")]
+    assert fan_train["domain"].tolist().count("target") == 1
+    assert fan_train.iloc[0]["attributes"] == {"vel": "6", "loc": "A"}
+    gear = t[t.machine == "gearbox"]
+    assert (gear["has_attributes"] == False).all()  # noqa: E712
+    assert set(t.loc[t.machine == "Scanner", "part"]) == {"eval"}
+    assert set(t.loc[t.machine == "fan", "part"]) == {"dev"}
+
+
+def test_scan_root_joins_ground_truth_and_attributes(dcase_root):
+    t = scan_root(dcase_root).set_index("file")
+    assert t.loc["section_00_0002.wav", "label"] == "anomaly"
+    assert t.loc["section_00_0003.wav", "domain"] == "target"
+    assert t.loc["section_00_0001.wav", "attributes"] == {"a": "2"}
+
+
+def test_scan_root_without_ground_truth_leaves_unknowns(dcase_root, tmp_path_factory):
+    other = tmp_path_factory.mktemp("nogt")
+    t = scan_root(dcase_root, ground_truth=other)
+    anon = t[t.pattern == "anonymous"]
+    assert anon["label"].isna().all() and anon["domain"].isna().all()
+    s = summarize(t)
+    assert s.loc[("Scanner", "eval", "test"), "?/?"] == 4
+
+
+def test_summary_counts(dcase_root):
+    s = summarize(scan_root(dcase_root, machines=["fan"]))
+    assert s.loc[("fan", "dev", "train"), "source/normal"] == 3
+    assert s.loc[("fan", "dev", "test"), "total"] == 4
+
+
+def test_attribute_frame(dcase_root):
+    t = scan_root(dcase_root, machines=["fan"])
+    a = attribute_frame(t)
+    assert {"attr_vel", "attr_loc"} <= set(a.columns)
+
+
+def test_any_layout_2020(tmp_path):
+    for name in ("normal_id_00_00000000.wav", "anomaly_id_00_00000001.wav"):
+        touch(tmp_path, f"dev_data/ToyCar/test/{name}")
+    touch(tmp_path, "dev_data/ToyCar/train/normal_id_00_00000002.wav")
+    t = scan_root(tmp_path)
+    assert t["machine"].unique().tolist() == ["ToyCar"]
+    assert set(t["split"]) == {"train", "test"}
+    assert t.loc[t.file.str.startswith("anomaly"), "label"].item() == "anomaly"
+
+
+def test_bad_roots(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        scan_root(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no machine folders"):
+        scan_root(tmp_path / "empty")
+
+
+def test_unknown_machine(dcase_root):
+    with pytest.raises(DatasetError, match="not found"):
+        scan_root(dcase_root, machines=["pump"])
+
+
+def test_unknown_file_name_pattern(dcase_root):
+    bad = touch(dcase_root, "dev_data/raw/fan/train/recording_17.wav")
+    with pytest.raises(FileNameError, match="recording_17.wav"):
+        scan_root(dcase_root)
+    with pytest.warns(UserWarning, match="skipped"):
+        t = scan_root(dcase_root, strict=False)
+    assert t.attrs["rejected"] == [str(bad)]
+    assert "recording_17.wav" not in set(t["file"])
