@@ -38,10 +38,19 @@ COLUMNS = [
 _SPLITS = ("train", "test")
 
 
-def _part_of(machine_dir: Path) -> str:
-    parts = [p.lower() for p in machine_dir.parts]
-    if any(p.startswith("eval_data") for p in parts):
-        return "eval"
+def _part_of(machine_dir: Path, root: Path) -> str:
+    """``"eval"`` or ``"dev"``: the deepest ``eval_data``/``dev_data`` folder above the machine folder.
+
+    The path below the root is read first, then the absolute path, so a root
+    given as ``.../eval_data/raw`` still marks its clips as evaluation data.
+    """
+    rel = machine_dir.relative_to(root).parts if machine_dir.is_relative_to(root) else ()
+    for parts in (rel, machine_dir.resolve().parts):
+        for p in reversed([p.lower() for p in parts]):
+            if p.startswith("eval_data"):
+                return "eval"
+            if p.startswith("dev_data"):
+                return "dev"
     return "dev"
 
 
@@ -126,18 +135,33 @@ def _read_truth(path: Path) -> dict[str, str]:
 
 
 def _ground_truth(root: Path, ground_truth: Path | None, machine: str, section: str):
-    """Return (labels, domains) dicts for a machine/section, either possibly empty."""
+    """Return (labels, domains) dicts for a machine/section, either possibly empty.
+
+    ``ground_truth_data`` gives labels, ``ground_truth_domain`` domains; the
+    evaluator's ``ground_truth_attributes`` (anonymised name -> full name) fills
+    in what those two leave open.
+    """
     name = f"ground_truth_{machine}_section_{section}_test.csv"
-    bases = [ground_truth] if ground_truth is not None else [root]
+    base = ground_truth if ground_truth is not None else root
     labels: dict[str, str] = {}
     domains: dict[str, str] = {}
-    for base in bases:
-        for p in sorted(Path(base).rglob(name)):
-            kind = p.parent.name
-            if kind.startswith("ground_truth_domain"):
-                domains.update({f: {"0": "source", "1": "target"}.get(v, v) for f, v in _read_truth(p).items()})
-            elif kind.startswith("ground_truth_data") or kind.startswith("ground_truth"):
-                labels.update({f: {"0": "normal", "1": "anomaly"}.get(v, v) for f, v in _read_truth(p).items()})
+    from_names: dict[str, tuple] = {}
+    for p in sorted(Path(base).rglob(name)):
+        kind = p.parent.name
+        if kind == "ground_truth_domain":
+            domains.update({f: {"0": "source", "1": "target"}.get(v, v) for f, v in _read_truth(p).items()})
+        elif kind == "ground_truth_data":
+            labels.update({f: {"0": "normal", "1": "anomaly"}.get(v, v) for f, v in _read_truth(p).items()})
+        elif kind == "ground_truth_attributes":
+            for f, full in _read_truth(p).items():
+                try:
+                    c = parse_filename(full if full.endswith(".wav") else full + ".wav")
+                except FileNameError:
+                    continue
+                from_names[f] = (c.label, c.domain)
+    for f, (label, domain) in from_names.items():
+        labels.setdefault(f, label)
+        domains.setdefault(f, domain)
     return labels, domains
 
 
@@ -180,7 +204,7 @@ def scan_root(root: str | Path, *, machines: list[str] | None = None, strict: bo
     rows, rejected = [], []
     for machine, dirs in found.items():
         for mdir in dirs:
-            part = _part_of(mdir.relative_to(root) if mdir.is_relative_to(root) else mdir)
+            part = _part_of(mdir, root)
             attr_csv: dict[str, dict[str, str]] = {}
             for p in sorted(mdir.glob("attributes_*.csv")):
                 attr_csv.update(read_attributes_csv(p))

@@ -112,3 +112,21 @@ def test_unknown_file_name_pattern(dcase_root):
         t = scan_root(dcase_root, strict=False)
     assert t.attrs["rejected"] == [str(bad)]
     assert "recording_17.wav" not in set(t["file"])
+
+
+def test_ground_truth_attributes_fill_labels_and_domains(tmp_path):
+    for i in (1, 2):
+        touch(tmp_path, f"eval_data/raw/Scanner/test/section_00_{i:04d}.wav")
+    ga = tmp_path / "gt" / "ground_truth_attributes"
+    ga.mkdir(parents=True)
+    (ga / "ground_truth_Scanner_section_00_test.csv").write_text(
+        "section_00_0001.wav,section_00_target_test_anomaly_0001_mdl_B_spd_2\n"
+        "section_00_0002.wav,section_00_source_test_normal_0007_mdl_A_spd_1\n")
+    t = scan_root(tmp_path).set_index("file")
+    assert t.loc["section_00_0001.wav", ["label", "domain"]].tolist() == ["anomaly", "target"]
+    assert t.loc["section_00_0002.wav", ["label", "domain"]].tolist() == ["normal", "source"]
+
+
+def test_part_from_a_root_inside_eval_data(dcase_root):
+    t = scan_root(dcase_root / "eval_data" / "raw")
+    assert set(t["part"]) == {"eval"}

@@ -1,0 +1,185 @@
+"""The ``asdkit`` command line.
+
+Subcommands::
+
+    asdkit synth ROOT [--preset quick|paper] [--seed N] [--machines ...]
+    asdkit download ROOT [--parts dev train test] [--machines ...] [--mirror URL] [--list]
+    asdkit info ROOT
+    asdkit prepare ROOT --out DIR [--features quick|paper] [--cache DIR] [--device cpu|cuda]
+    asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
+    asdkit demo [--data DIR] [--out DIR]
+
+Every user-fixable problem ends with one line ``asdkit: error: ...`` and exit
+status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import AsdkitError
+
+__all__ = ["main", "build_parser"]
+
+
+def _progress() -> bool:
+    return not os.environ.get("CI") and sys.stderr.isatty()
+
+
+def _device(name: str | None) -> str:
+    import torch
+
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AsdkitError(f"--device {name}: no CUDA device is visible to torch. Use --device cpu.")
+    return name
+
+
+def cmd_synth(args) -> int:
+    from .dataset import summarize
+    from .synth import synthesize
+
+    t0 = time.perf_counter()
+    table = synthesize(args.root, preset=args.preset, seed=args.seed, machines=args.machines,
+                       progress=_progress())
+    print(summarize(table).to_string())
+    print(f"\nwrote {len(table)} clips of {table['machine'].nunique()} machine types under "
+          f"{args.root} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .download import download, plan_downloads
+
+    if args.list:
+        for item in plan_downloads(parts=args.parts, machines=args.machines, mirror=args.mirror):
+            print(f"{item.part:5s} {item.machine:15s} {item.url}")
+        return 0
+    dirs = download(args.root, parts=args.parts, machines=args.machines, mirror=args.mirror,
+                    progress=_progress(), retries=args.retries)
+    for d in dirs:
+        print(d)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .dataset import scan_root, summarize
+
+    table = scan_root(args.root, machines=args.machines, strict=not args.lenient)
+    print(summarize(table).to_string())
+    print(f"\n{len(table)} clips, {table['machine'].nunique()} machine types")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from .pipeline import prepare
+
+    t0 = time.perf_counter()
+    res = prepare(args.root, args.out, features=args.features, machines=args.machines,
+                  cache=args.cache, device=_device(args.device), progress=_progress())
+    print(res["summary"].to_string())
+    print(f"\nlog-mel features ({args.features} preset) of {len(res['table'])} clips in "
+          f"{time.perf_counter() - t0:.1f} s; wrote:")
+    for f in res["files"]:
+        print(f"  {f}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_scores, format_result, save_result
+
+    result = evaluate_scores(args.score_dir, args.data, machines=args.machines)
+    print(format_result(result))
+    out = Path(args.out) if args.out else Path(args.score_dir) / "evaluation.csv"
+    written = save_result(result, out)
+    print(f"\nwrote {', '.join(str(p) for p in (written if isinstance(written, (list, tuple)) else [written]))}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .dataset import find_machines
+
+    data = Path(args.data)
+    try:
+        find_machines(data)
+        print(f"using the dataset already at {data}")
+    except AsdkitError:
+        args_synth = argparse.Namespace(root=data, preset="quick", seed=0, machines=None)
+        cmd_synth(args_synth)
+    args_prep = argparse.Namespace(root=data, out=args.out, features="quick", machines=None,
+                                   cache=args.cache, device=args.device)
+    return cmd_prepare(args_prep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asdkit", description="Anomalous sound detection under domain shift "
+                                "(DCASE Task 2): data, features, metrics.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("synth", help="write the embedded synthetic dataset in the DCASE 2024 layout")
+    s.add_argument("root", type=Path, help="folder to write (dev_data/raw/<machine>/... below it)")
+    s.add_argument("--preset", default="quick", help="quick (small, default) or paper (DCASE sizes)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--machines", nargs="+", help="only these machine types")
+    s.set_defaults(func=cmd_synth)
+
+    d = sub.add_parser("download", help="download DCASE 2024 Task 2 zips from Zenodo and unpack them")
+    d.add_argument("root", type=Path, help="dataset root (dev_data/ and eval_data/ are made below it)")
+    d.add_argument("--parts", nargs="+", default=["dev"], help="dev, train (additional training), test (eval)")
+    d.add_argument("--machines", nargs="+", help="only these machine types (default: all of each part)")
+    d.add_argument("--mirror", help="base URL to download from instead of Zenodo")
+    d.add_argument("--retries", type=int, default=3)
+    d.add_argument("--list", action="store_true", help="print what would be downloaded and stop")
+    d.set_defaults(func=cmd_download)
+
+    i = sub.add_parser("info", help="print the clips of a DCASE-layout root per machine/domain/split")
+    i.add_argument("root", type=Path)
+    i.add_argument("--machines", nargs="+")
+    i.add_argument("--lenient", action="store_true", help="skip files with unknown names instead of stopping")
+    i.set_defaults(func=cmd_info)
+
+    r = sub.add_parser("prepare", help="extract log-mel features of every clip of a root")
+    r.add_argument("root", type=Path)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--features", default="quick", help="feature preset: quick (64 mels) or paper (224 mels)")
+    r.add_argument("--machines", nargs="+")
+    r.add_argument("--cache", type=Path, help="feature cache folder (reused across runs)")
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    r.set_defaults(func=cmd_prepare)
+
+    e = sub.add_parser("evaluate", help="score a folder of official-format anomaly score CSVs")
+    e.add_argument("score_dir", type=Path)
+    e.add_argument("--data", type=Path, required=True, help="the DCASE-layout root the scores are for")
+    e.add_argument("--machines", nargs="+")
+    e.add_argument("--out", type=Path, help="result CSV (default: SCORE_DIR/evaluation.csv)")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("demo", help="the README's main job: make the quick dataset, extract features, summarise")
+    m.add_argument("--data", type=Path, default=Path("data/quick"))
+    m.add_argument("--out", type=Path, default=Path("runs/demo"))
+    m.add_argument("--cache", type=Path, default=Path(".asdkit_cache"))
+    m.add_argument("--device", default="auto")
+    m.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``asdkit`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except AsdkitError as e:
+        print(f"asdkit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("asdkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
