@@ -111,22 +111,34 @@ def standardize(y: np.ndarray, *, axis: int = -1, eps: float = 1e-12) -> np.ndar
     return np.where(std > eps, out, 0.0).astype(np.float32)
 
 
-def segment_starts(n_samples: int, *, segment_length: int, n_segments: int) -> np.ndarray:
+def segment_starts(n_samples: int, *, segment_length: int, n_segments: int, align: int = 1) -> np.ndarray:
     """Start sample of each of ``n_segments`` evenly spaced segments.
 
-    The first segment starts at 0 and the last ends at the clip's end; segments
-    overlap when ``n_segments * segment_length > n_samples`` (8 x 2 s in a 10 s clip).
+    The first segment starts at 0 and the last ends at the clip's end (or, with
+    ``align > 1``, less than ``align`` samples before it); segments overlap when
+    ``n_segments * segment_length > n_samples`` (8 x 2 s in a 10 s clip).
+
+    Parameters
+    ----------
+    n_samples, segment_length, n_segments : int
+    align : int, default 1
+        Round every start to a multiple of this many samples. The feature
+        pipeline aligns starts to the STFT hop, so that overlapping segments
+        share their STFT frames (a start moves by at most half a hop, 8 ms).
     """
     if n_samples < segment_length:
         raise AudioError(f"a clip of {n_samples} samples is shorter than one segment "
                          f"({segment_length} samples).")
     if n_segments < 1:
         raise ConfigError(f"n_segments must be at least 1, got {n_segments}.")
-    return np.linspace(0, n_samples - segment_length, n_segments).round().astype(np.int64)
+    if align < 1:
+        raise ConfigError(f"align must be at least 1, got {align}.")
+    last = (n_samples - segment_length) // align
+    return (np.linspace(0, last, n_segments).round().astype(np.int64)) * align
 
 
 def segment(y: np.ndarray, *, sr: int = SAMPLE_RATE, n_segments: int = 8,
-            seconds: float = 2.0) -> np.ndarray:
+            seconds: float = 2.0, align: int = 1) -> np.ndarray:
     """Cut a waveform into ``n_segments`` evenly spaced segments of ``seconds`` each.
 
     Parameters
@@ -135,6 +147,8 @@ def segment(y: np.ndarray, *, sr: int = SAMPLE_RATE, n_segments: int = 8,
     sr : int, default 16000
     n_segments : int, default 8
     seconds : float, default 2.0
+    align : int, default 1
+        Round segment starts to multiples of this (see :func:`segment_starts`).
 
     Returns
     -------
@@ -149,7 +163,7 @@ def segment(y: np.ndarray, *, sr: int = SAMPLE_RATE, n_segments: int = 8,
     if y.ndim != 1:
         raise ConfigError(f"segment() takes one mono waveform of shape (n_samples,), got shape {y.shape}.")
     length = int(round(seconds * sr))
-    starts = segment_starts(y.shape[0], segment_length=length, n_segments=n_segments)
+    starts = segment_starts(y.shape[0], segment_length=length, n_segments=n_segments, align=align)
     idx = starts[:, None] + np.arange(length)[None, :]
     return y[idx]
 

@@ -19,19 +19,17 @@ segments per clip, 64 ms Hann window (``n_fft = 1024``), 16 ms hop (256),
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence
-
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, load_clip, segment, standardize
+from .audio import SAMPLE_RATE, load_clip, segment, segment_starts, standardize
 from .errors import ConfigError
 
 __all__ = [
     "FeatureConfig", "FEATURE_PRESETS", "feature_config", "KINDS", "LOG_MEL_TOLERANCE_DB",
     "TOLERANCE_RANGE_DB", "PHASE_TOLERANCE_RAD",
     "log_mel", "fft_spectrum", "phase_spectrum", "feature_shape",
-    "TorchFeatures", "waveforms_to_segments", "extract",
+    "TorchFeatures", "clip_segments", "extract",
 ]
 
 #: Largest absolute difference (dB) between the torch and librosa log-mel paths, in float32, for
@@ -196,12 +194,23 @@ def phase_spectrum(y: np.ndarray, *, config: FeatureConfig = FEATURE_PRESETS["pa
 class TorchFeatures(torch.nn.Module):
     """Batched log-mel, FFT and phase features in torch (CPU or GPU).
 
+    Two entry points:
+
+    * ``log_mel(x)``, ``phase(x)``, ``fft(x)`` take a batch of waveforms (e.g.
+      segments) of shape ``(batch, n_samples)``;
+    * ``clips(x, kind)`` takes whole clips ``(batch, n_samples)``, standardises
+      them and returns every segment's feature ``(batch, n_segments, ...)``.
+
     The Hann window and the mel filterbank (from :func:`librosa.filters.mel`) are
-    buffers, so ``.to(device)`` moves them. Framing, padding and the dB floor
-    follow :func:`log_mel` exactly. Frames are cut with ``unfold`` and
-    transformed with one batched ``rfft``; the mel projection is a single matrix
-    product over the FFT bins that the filterbank uses, which is what makes the
-    batched path faster than a per-clip librosa loop on a CPU.
+    buffers, so ``.to(device)`` moves them. Framing, zero padding and the dB floor
+    follow :func:`log_mel` exactly. What makes it faster than a per-clip librosa
+    loop: frames are cut with ``unfold`` and transformed in one batched ``rfft``;
+    the mel projection is one matrix product restricted to the FFT bins the
+    filterbank uses; and in ``clips`` the overlapping segments of a clip (eight
+    2-s segments of a 10-s clip cover 16 s) share the STFT frames that lie
+    inside both, since segment starts are aligned to the hop
+    (:func:`segment_starts`): only the few frames that touch a segment's zero
+    padding are computed per segment.
 
     Parameters
     ----------
@@ -212,6 +221,8 @@ class TorchFeatures(torch.nn.Module):
     >>> tf = TorchFeatures(FEATURE_PRESETS["quick"])
     >>> tf.log_mel(torch.zeros(3, 32000)).shape
     torch.Size([3, 64, 126])
+    >>> tf.clips(torch.randn(2, 160000), "log_mel").shape
+    torch.Size([2, 8, 64, 126])
     """
 
     def __init__(self, config: FeatureConfig = FEATURE_PRESETS["paper"]):
@@ -228,33 +239,37 @@ class TorchFeatures(torch.nn.Module):
                              persistent=False)
         self.register_buffer("window", torch.hann_window(config.n_fft, periodic=True), persistent=False)
 
-    def _frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Centred, zero-padded, windowed frames: ``(batch, n_samples) -> (batch, n_frames, n_fft)``."""
-        half = self.config.n_fft // 2
-        padded = torch.nn.functional.pad(x, (half, half))
-        return padded.unfold(-1, self.config.n_fft, self.config.hop_length) * self.window
-
-    def _stft(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_samples) -> (batch, n_frames, n_fft // 2 + 1)`` complex STFT (frames first)."""
-        return torch.fft.rfft(self._frames(x), dim=-1)
-
-    def log_mel(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_samples) -> (batch, n_mels, n_frames)`` log-mel in dB."""
-        spec = self._stft(x)[..., self._lo:self._hi]
+    # ---- frame-level transforms: (..., n_fft) frames -> (..., feature) per frame
+    def _frame_log_mel(self, frames: torch.Tensor) -> torch.Tensor:
+        spec = torch.fft.rfft(frames * self.window, dim=-1)[..., self._lo:self._hi]
         power = spec.real.square() + spec.imag.square()
         mel = power.reshape(-1, power.shape[-1]) @ self.mel_basis_t
         db = mel.clamp_(min=self.config.amin).log10_().mul_(10.0)
-        return db.reshape(x.shape[0], -1, self.config.n_mels).transpose(1, 2)
+        return db.reshape(*frames.shape[:-1], self.config.n_mels)
+
+    def _frame_phase(self, frames: torch.Tensor) -> torch.Tensor:
+        return torch.angle(torch.fft.rfft(frames * self.window, dim=-1))
+
+    def _segment_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Centred, zero-padded frames: ``(batch, n_samples) -> (batch, n_frames, n_fft)``."""
+        half = self.config.n_fft // 2
+        return torch.nn.functional.pad(x, (half, half)).unfold(-1, self.config.n_fft, self.config.hop_length)
+
+    # ---- waveforms (e.g. segments)
+    def log_mel(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_samples) -> (batch, n_mels, n_frames)`` log-mel in dB."""
+        return self._frame_log_mel(self._segment_frames(x)).transpose(-1, -2)
+
+    def phase(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_samples) -> (batch, n_fft // 2 + 1, n_frames)`` STFT phase."""
+        return self._frame_phase(self._segment_frames(x)).transpose(-1, -2)
 
     def fft(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, n_samples) -> (batch, n_samples // 2 + 1)`` FFT magnitude."""
         return torch.fft.rfft(x, dim=-1).abs()
 
-    def phase(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_samples) -> (batch, n_fft // 2 + 1, n_frames)`` STFT phase."""
-        return torch.angle(self._stft(x)).transpose(1, 2)
-
     def forward(self, x: torch.Tensor, kind: str = "log_mel") -> torch.Tensor:
+        """Feature of each waveform of ``x``, ``(batch, n_samples) -> (batch, ...)``."""
         if kind == "log_mel":
             return self.log_mel(x)
         if kind == "fft":
@@ -263,19 +278,81 @@ class TorchFeatures(torch.nn.Module):
             return self.phase(x)
         raise ConfigError(f"unknown feature kind {kind!r}; choose one of {KINDS}")
 
+    # ---- whole clips
+    def _shared_frame_plan(self, n_samples: int):
+        """Frame sources of every segment: ``(starts, clip_frame_index, edge_j)``.
+
+        Returns the segment starts, a ``(n_segments, n_frames)`` index into the
+        concatenation ``[clip frames, edge frames]``, and the frame numbers ``j``
+        of a segment whose window reaches into its zero padding.
+        """
+        c = self.config
+        half, hop, L = c.n_fft // 2, c.hop_length, c.segment_length
+        starts = segment_starts(n_samples, segment_length=L, n_segments=c.n_segments, align=hop)
+        j = np.arange(c.n_frames)
+        inside = (j * hop >= half) & (j * hop + half <= L)
+        edge_j = j[~inside]
+        n_clip_frames = 1 + (n_samples - c.n_fft) // hop
+        index = np.empty((c.n_segments, c.n_frames), dtype=np.int64)
+        for k, s in enumerate(starts):
+            index[k, inside] = (s + j[inside] * hop - half) // hop
+            index[k, ~inside] = n_clip_frames + k * edge_j.size + np.arange(edge_j.size)
+        return starts, index, edge_j, n_clip_frames
+
+    def clips(self, x: torch.Tensor, kind: str = "log_mel") -> torch.Tensor:
+        """Standardise whole clips, cut them into segments and compute each segment's feature.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, n_samples)
+            Clips of equal length, at least one segment long.
+        kind : {"log_mel", "phase", "fft"}
+
+        Returns
+        -------
+        Tensor of shape (batch, n_segments, *feature_shape(kind, config))
+            Equal (to float32 round-off) to :func:`log_mel` / :func:`phase_spectrum` /
+            :func:`fft_spectrum` of :func:`clip_segments` of each clip.
+        """
+        c = self.config
+        mean = x.mean(dim=-1, keepdim=True)
+        std = x.std(dim=-1, keepdim=True, unbiased=False)
+        x = torch.where(std > 1e-12, (x - mean) / torch.where(std > 1e-12, std, 1.0), 0.0)
+        B, n = x.shape
+        starts, index, edge_j, n_clip = self._shared_frame_plan(n)
+        if kind == "fft" or c.hop_length * 2 > c.n_fft or (c.n_fft // 2) % c.hop_length:
+            idx = torch.as_tensor(starts, device=x.device)[:, None] + torch.arange(c.segment_length, device=x.device)
+            segs = x[:, idx].reshape(B * c.n_segments, -1)
+            return self.forward(segs, kind).reshape(B, c.n_segments, *feature_shape(kind, c))
+        frame_fn = self._frame_log_mel if kind == "log_mel" else self._frame_phase
+        if kind not in ("log_mel", "phase"):
+            raise ConfigError(f"unknown feature kind {kind!r}; choose one of {KINDS}")
+        clip_frames = x.unfold(-1, c.n_fft, c.hop_length)[:, :n_clip]              # (B, n_clip, n_fft)
+        half = c.n_fft // 2
+        edges = []
+        for s in starts:
+            seg = torch.nn.functional.pad(x[:, s:s + c.segment_length], (half, half))
+            edges.append(torch.stack([seg[:, jj * c.hop_length: jj * c.hop_length + c.n_fft] for jj in edge_j], 1))
+        frames = torch.cat([clip_frames, *edges], dim=1)                             # (B, n_all, n_fft)
+        per_frame = frame_fn(frames)                                                 # (B, n_all, F)
+        out = per_frame[:, torch.as_tensor(index, device=x.device)]                  # (B, n_seg, n_frames, F)
+        return out.transpose(-1, -2)
+
 
 # --------------------------------------------------------------------------- clip tables
 
 
-def waveforms_to_segments(waves: Sequence[np.ndarray], *, config: FeatureConfig) -> np.ndarray:
-    """Standardise each waveform and cut it into segments.
+def clip_segments(y: np.ndarray, *, config: FeatureConfig = FEATURE_PRESETS["paper"]) -> np.ndarray:
+    """Standardise one clip and cut it into the segments the features are computed on.
+
+    Segment starts are aligned to the STFT hop (see :func:`~asdkit.audio.segment_starts`).
 
     Returns
     -------
-    ndarray of shape (n_clips, n_segments, segment_length), float32
+    ndarray of shape (n_segments, segment_length), float32
     """
-    return np.stack([segment(standardize(w), sr=config.sr, n_segments=config.n_segments,
-                             seconds=config.segment_seconds) for w in waves])
+    return segment(standardize(y), sr=config.sr, n_segments=config.n_segments,
+                   seconds=config.segment_seconds, align=config.hop_length)
 
 
 def _paths_of(clips) -> list[str]:
@@ -341,16 +418,18 @@ def extract(clips, *, kind: str = "log_mel", config: FeatureConfig = FEATURE_PRE
     with torch.inference_mode():
         for start in range(0, len(todo), batch_size):
             idx = todo[start:start + batch_size]
-            waves = [load_clip(paths[i], sr=config.sr, resample=resample,
-                               min_seconds=config.segment_seconds) for i in idx]
-            segs = waveforms_to_segments(waves, config=config)
-            x = torch.from_numpy(segs.reshape(-1, segs.shape[-1])).to(device)
-            feats = module(x, kind).float().cpu().numpy()
-            feats = feats.reshape(len(idx), config.n_segments, *feats.shape[1:])
-            for j, i in enumerate(idx):
-                out[i] = feats[j]
-                if cache is not None:
-                    cache.put(paths[i], feats[j], kind=kind, config=config)
+            waves = {i: load_clip(paths[i], sr=config.sr, resample=resample, min_seconds=config.segment_seconds)
+                     for i in idx}
+            by_length: dict[int, list[int]] = {}
+            for i in idx:
+                by_length.setdefault(waves[i].shape[0], []).append(i)
+            for group in by_length.values():
+                x = torch.from_numpy(np.stack([waves[i] for i in group])).to(device)
+                feats = module.clips(x, kind).float().cpu().numpy()
+                for j, i in enumerate(group):
+                    out[i] = feats[j]
+                    if cache is not None:
+                        cache.put(paths[i], feats[j], kind=kind, config=config)
             bar.update(len(idx))
     bar.close()
     return out

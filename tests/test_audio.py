@@ -86,3 +86,13 @@ def test_segment_errors():
         segment_starts(100, segment_length=200, n_segments=2)
     with pytest.raises(ValueError):
         segment(np.zeros((2, 40000)))
+
+
+def test_segment_starts_aligned_to_hop():
+    starts = segment_starts(160000, segment_length=32000, n_segments=8, align=256)
+    assert starts[0] == 0 and starts[-1] == 128000
+    assert (starts % 256 == 0).all()
+    even = segment_starts(160000, segment_length=32000, n_segments=8)
+    assert np.abs(starts - even).max() <= 128
+    odd = segment_starts(161234, segment_length=32000, n_segments=8, align=256)
+    assert (odd % 256 == 0).all() and 161234 - 256 < odd[-1] + 32000 <= 161234

@@ -5,7 +5,7 @@ import torch
 from asdkit import ConfigError
 from asdkit.cache import FeatureCache
 from asdkit.features import (FEATURE_PRESETS, LOG_MEL_TOLERANCE_DB, PHASE_TOLERANCE_RAD, TOLERANCE_RANGE_DB,
-                             TorchFeatures, extract, feature_config, feature_shape, fft_spectrum, log_mel,
+                             TorchFeatures, clip_segments, extract, feature_config, feature_shape, fft_spectrum, log_mel,
                              phase_spectrum)
 
 
@@ -76,12 +76,12 @@ def clips(write_wav, rng):
 
 @pytest.mark.parametrize("kind", ["log_mel", "fft", "phase"])
 def test_extract_matches_per_clip_reference(clips, kind):
-    from asdkit.audio import load_clip, segment, standardize
+    from asdkit.audio import load_clip
 
     cfg = FEATURE_PRESETS["quick"]
     X = extract(clips, kind=kind, config=cfg, batch_size=2)
     assert X.shape == (3, 8, *feature_shape(kind, cfg))
-    segs = segment(standardize(load_clip(clips[1])))
+    segs = clip_segments(load_clip(clips[1]), config=cfg)
     ref = {"log_mel": lambda s: log_mel(s, config=cfg), "fft": fft_spectrum,
            "phase": lambda s: phase_spectrum(s, config=cfg)}[kind](segs)
     if kind == "phase":
@@ -116,3 +116,25 @@ def test_cache_reuses_and_is_keyed_by_config_and_content(clips, tmp_path, write_
     extract([copy, write_wav("new.wav", 0.2 * rng.standard_normal(16000 * 10))], config=cfg, cache=c2)
     assert (c2.hits, c2.misses) == (1, 1)
     assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("n_samples", [160000, 192000, 161234, 32000])
+@pytest.mark.parametrize("kind", ["log_mel", "phase", "fft"])
+def test_shared_frame_clip_path_equals_per_segment_reference(rng, n_samples, kind):
+    """TorchFeatures.clips shares STFT frames between overlapping segments; the result must not change."""
+    cfg = FEATURE_PRESETS["paper"]
+    y = (0.3 * rng.standard_normal(n_samples) + np.sin(0.05 * np.arange(n_samples))).astype(np.float32)
+    got = TorchFeatures(cfg).clips(torch.from_numpy(np.stack([y, 3 * y - 1])), kind).numpy()
+    segs = clip_segments(y, config=cfg)
+    assert got.shape == (2, 8, *feature_shape(kind, cfg))
+    if kind == "log_mel":
+        ref = log_mel(segs, config=cfg)
+        inside = ref > ref.max(axis=(-1, -2), keepdims=True) - TOLERANCE_RANGE_DB
+        for g in got:  # standardisation makes both clips the same
+            assert np.abs(g - ref)[inside].max() < LOG_MEL_TOLERANCE_DB
+    elif kind == "phase":
+        ref = phase_spectrum(segs, config=cfg)
+        assert np.median(np.abs(np.angle(np.exp(1j * (got[0] - ref))))) < 1e-5
+    else:
+        ref = fft_spectrum(segs)
+        assert np.allclose(got[0], ref, rtol=1e-4, atol=1e-4 * ref.max())
