@@ -7,6 +7,8 @@ Subcommands::
     asdkit info ROOT
     asdkit prepare ROOT --out DIR [--features quick|paper] [--cache DIR] [--device cpu|cuda]
     asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
+    asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...]
+    asdkit systems
     asdkit demo [--data DIR] [--out DIR]
 
 Every user-fixable problem ends with one line ``asdkit: error: ...`` and exit
@@ -100,6 +102,29 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from .run import run_experiment
+
+    res = run_experiment(args.data, systems=args.system, preset=args.preset, out=args.out,
+                         machines=args.machines, device=_device(args.device), seed=args.seed,
+                         progress=_progress(), plots=not args.no_plots)
+    if not res.table.empty:
+        print()
+        print(res.table.round(2).to_string())
+        print(f"\nwrote {res.out}/results.csv, results.md, config.json and one folder per system")
+    else:
+        print(f"\nwrote scores to {res.out} (no test labels: nothing to evaluate)")
+    return 0
+
+
+def cmd_systems(args) -> int:
+    from .run import SYSTEMS
+
+    for spec in SYSTEMS.values():
+        print(f"{spec.name:18s} {spec.description}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .dataset import find_machines
 
@@ -108,8 +133,12 @@ def cmd_demo(args) -> int:
         find_machines(data)
         print(f"using the dataset already at {data}")
     except AsdkitError:
-        args_synth = argparse.Namespace(root=data, preset="quick", seed=0, machines=None)
-        cmd_synth(args_synth)
+        from .synth import synthesize
+
+        t0 = time.perf_counter()
+        table = synthesize(data, preset="quick", seed=0, progress=_progress())
+        print(f"wrote the embedded quick dataset ({len(table)} clips) to {data} in "
+              f"{time.perf_counter() - t0:.1f} s")
     args_prep = argparse.Namespace(root=data, out=args.out, features="quick", machines=None,
                                    cache=args.cache, device=args.device)
     return cmd_prepare(args_prep)
@@ -157,6 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--machines", nargs="+")
     e.add_argument("--out", type=Path, help="result CSV (default: SCORE_DIR/evaluation.csv)")
     e.set_defaults(func=cmd_evaluate)
+
+    u = sub.add_parser("run", help="train and score systems on a DCASE-layout root; official files, table, plots")
+    u.add_argument("--data", type=Path, required=True, help="any DCASE-layout root, real or synthetic")
+    u.add_argument("--system", nargs="+", default=["baseline-mse", "baseline-mahala"],
+                   help="system names (see 'asdkit systems') or 'all'")
+    u.add_argument("--preset", default="quick", choices=["quick", "cpu", "paper"])
+    u.add_argument("--out", type=Path, required=True)
+    u.add_argument("--machines", nargs="+")
+    u.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--no-plots", action="store_true", help="skip the ROC and score-histogram PNGs")
+    u.set_defaults(func=cmd_run)
+
+    y = sub.add_parser("systems", help="list the systems 'asdkit run' knows")
+    y.set_defaults(func=cmd_systems)
 
     m = sub.add_parser("demo", help="the README's main job: make the quick dataset, extract features, summarise")
     m.add_argument("--data", type=Path, default=Path("data/quick"))

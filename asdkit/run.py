@@ -1,0 +1,304 @@
+"""Experiments: train named systems on a DCASE-layout root, write official files, tables and plots.
+
+:data:`SYSTEMS` is the registry of named systems that ``asdkit run --system``
+accepts. Systems of one *family* share a trained model (``baseline-mse`` and
+``baseline-mahala`` are two scorers of the same autoencoder), so a run trains
+each family once per machine type.
+
+:func:`run_experiment` writes, for each system, below ``<out>/<system>/``:
+
+* ``anomaly_score_<machine>_section_<ss>_test.csv`` and
+  ``decision_result_<machine>_section_<ss>_test.csv`` (the official formats);
+* ``results.csv`` / ``results.md``: AUC(source), AUC(target), pAUC per machine,
+  harmonic means and the official score (when the test labels are known);
+* ``plots/roc_<machine>.png`` and ``plots/scores_<machine>.png``;
+
+and ``<out>/results.csv``, ``<out>/results.md`` (all systems side by side) and
+``<out>/config.json`` (everything needed to repeat the run).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .cache import atomic_write_bytes
+from .dataset import scan_root
+from .errors import ConfigError, DatasetError
+from .evaluate import EvaluationResult, evaluate_scores, save_result
+from .outputs import write_decisions, write_scores
+
+__all__ = ["SystemSpec", "SYSTEMS", "PRESETS", "register_system", "run_experiment", "ExperimentResult",
+           "results_table"]
+
+#: The presets every system knows: ``quick`` (CI, notebooks, demo: seconds to minutes on 2 CPU cores),
+#: ``cpu`` (the largest settings with which all systems finish the embedded paper dataset on 2 CPU
+#: cores in under 30 minutes), ``paper`` (the report's settings, for a GPU).
+PRESETS = ("quick", "cpu", "paper")
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A named system of the registry.
+
+    Attributes
+    ----------
+    name : str
+        What ``--system`` accepts, e.g. ``"baseline-mahala"``.
+    family : str
+        Systems of one family share one trained model per machine type.
+    score_key : str
+        Which of the family model's ``score_all`` outputs is this system's score.
+    description : str
+    build : callable
+        ``build(preset, seed, device, progress) -> estimator`` with
+        ``fit(clip_table_rows_or_paths, domains)``, ``score_all(paths) -> dict``
+        and ``thresholds_`` (dict of score_key to float).
+    """
+
+    name: str
+    family: str
+    score_key: str
+    description: str
+    build: Callable = field(repr=False, compare=False)
+
+
+SYSTEMS: dict[str, SystemSpec] = {}
+
+
+def register_system(spec: SystemSpec) -> SystemSpec:
+    """Add a system to :data:`SYSTEMS` (later issues' models register here)."""
+    SYSTEMS[spec.name] = spec
+    return spec
+
+
+def _build_baseline(preset: str, seed: int, device: str, progress: bool):
+    from .baseline import AutoencoderBaseline
+
+    return AutoencoderBaseline(preset=preset, seed=seed, device=device, progress=progress)
+
+
+register_system(SystemSpec("baseline-mse", "baseline", "mse",
+                           "organisers' dense autoencoder, mean squared reconstruction error", _build_baseline))
+register_system(SystemSpec("baseline-mahala", "baseline", "mahala",
+                           "organisers' dense autoencoder, selective Mahalanobis (min over source/target)",
+                           _build_baseline))
+
+
+@dataclass
+class ExperimentResult:
+    """What :func:`run_experiment` produced.
+
+    Attributes
+    ----------
+    evaluations : dict of str to EvaluationResult
+        Per system; empty where the test labels are unknown.
+    table : pandas.DataFrame
+        All systems side by side (:func:`results_table`); empty without labels.
+    scores : dict of str to pandas.DataFrame
+        Per system, one row per test clip: machine, section, file, domain, label, score, decision.
+    histories : dict
+        ``(family, machine) -> History`` of the training runs that have one.
+    timings : dict
+        Seconds per ``(family, machine)`` for fitting and scoring.
+    out : Path
+    """
+
+    evaluations: dict
+    table: pd.DataFrame
+    scores: dict
+    histories: dict
+    timings: dict
+    out: Path
+
+
+def _resolve_systems(systems: Sequence[str] | str) -> list[SystemSpec]:
+    names = [systems] if isinstance(systems, str) else list(systems)
+    if names == ["all"]:
+        names = list(SYSTEMS)
+    unknown = [n for n in names if n not in SYSTEMS]
+    if unknown or not names:
+        raise ConfigError(f"unknown system(s) {unknown or names}; choose from {sorted(SYSTEMS)} or 'all'")
+    return [SYSTEMS[n] for n in dict.fromkeys(names)]
+
+
+def results_table(evaluations: dict[str, EvaluationResult]) -> pd.DataFrame:
+    """Systems side by side, like Table 1 of the report.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(machine, metric)`` with metrics ``AUC(source)``, ``AUC(target)``
+        and ``pAUC`` (percent), then rows ``harmonic mean`` of each metric over
+        machines and ``official score``; one column per system.
+    """
+    from .metrics import floored_hmean
+
+    cols = {}
+    for name, ev in evaluations.items():
+        t = ev.table
+        rows = {}
+        for _, r in t.iterrows():
+            label = r["machine"] if t["section"].nunique() == 1 else f"{r['machine']} s{r['section']}"
+            rows[(label, "AUC(source)")] = 100 * r["auc_source"]
+            rows[(label, "AUC(target)")] = 100 * r["auc_target"]
+            rows[(label, "pAUC")] = 100 * r["pauc"]
+        for metric, col in (("AUC(source)", "auc_source"), ("AUC(target)", "auc_target"), ("pAUC", "pauc")):
+            rows[("harmonic mean", metric)] = 100 * floored_hmean(t[col].to_numpy(dtype=float))
+        rows[("official score", "h-mean")] = 100 * ev.official_score
+        rows[("official score", "ci95 (+-)")] = 100 * ev.ci95
+        cols[name] = pd.Series(rows)
+    table = pd.DataFrame(cols)
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["machine", "metric"])
+    return table
+
+
+def _markdown(table: pd.DataFrame, caption: str) -> str:
+    head = "| machine | metric | " + " | ".join(table.columns) + " |"
+    sep = "|---|---|" + "---:|" * len(table.columns)
+    body = [f"| {m} | {k} | " + " | ".join(f"{v:.2f}" for v in row) + " |"
+            for (m, k), row in table.iterrows()]
+    return "\n".join([caption, "", head, sep, *body, ""])
+
+
+def _plots(frame: pd.DataFrame, threshold: float, folder: Path, machine: str, system: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_roc, plot_score_histogram
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, fn in (("roc", plot_roc), ("scores", plot_score_histogram)):
+        fig, ax = plt.subplots(figsize=(4.5, 3.6), constrained_layout=True)
+        kwargs = {"threshold": threshold} if kind == "scores" else {}
+        fn(frame["score"].to_numpy(), labels=frame["label"].to_numpy(), domains=frame["domain"].to_numpy(),
+           ax=ax, title=f"{system}: {machine}", **kwargs)
+        tmp = folder / f".{kind}_{machine}.png.tmp"
+        fig.savefig(tmp, format="png", dpi=110)
+        plt.close(fig)
+        tmp.replace(folder / f"{kind}_{machine}.png")
+
+
+def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baseline-mse", "baseline-mahala"),
+                   preset: str = "quick", out: str | Path = "runs/experiment", machines: Sequence[str] | None = None,
+                   device: str = "auto", seed: int = 0, progress: bool = False, plots: bool = True,
+                   log: Callable[[str], None] | None = print) -> ExperimentResult:
+    """Train and score systems on every machine type of a DCASE-layout root.
+
+    Each machine type (and part: development or evaluation data) is trained on
+    its own ``train`` clips (source and target together) and scores its
+    ``test`` clips. Where the test labels and domains are known, the run is
+    evaluated with the official metrics.
+
+    Parameters
+    ----------
+    data : path-like
+        Any DCASE-layout root (real or from ``asdkit synth``).
+    systems : sequence of str or "all"
+        Names from :data:`SYSTEMS`.
+    preset : {"quick", "cpu", "paper"}
+    out : path-like
+        Output folder (created).
+    machines : sequence of str, optional
+        Only these machine types.
+    device : str, default "auto"
+    seed : int, default 0
+    progress : bool, default False
+        tqdm bars while training.
+    plots : bool, default True
+        Write ROC and score-histogram PNGs.
+    log : callable or None
+        Where progress lines go (``print`` by default; None for silence).
+
+    Returns
+    -------
+    ExperimentResult
+    """
+    from . import __version__
+
+    say = log or (lambda _msg: None)
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
+    specs = _resolve_systems(systems)
+    out = Path(out)
+    table = scan_root(data, machines=list(machines) if machines else None)
+    families: dict[str, list[SystemSpec]] = {}
+    for s in specs:
+        families.setdefault(s.family, []).append(s)
+
+    rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
+    histories, timings = {}, {}
+    for (machine, part), sub in table.groupby(["machine", "part"], sort=True):
+        train, test = sub[sub["split"] == "train"], sub[sub["split"] == "test"]
+        if train.empty or test.empty:
+            say(f"skipping {machine} ({part}): it has {len(train)} training and {len(test)} test clips")
+            continue
+        if train["domain"].isna().any():
+            raise DatasetError(f"{machine} ({part}): training clips without a domain in their names; "
+                               "asdkit needs the 2021-2024 naming for training data")
+        for family, members in families.items():
+            t0 = time.perf_counter()
+            model = members[0].build(preset, seed, device, progress)
+            model.fit(train["path"].tolist(), train["domain"].tolist())
+            t1 = time.perf_counter()
+            all_scores = model.score_all(test["path"].tolist())
+            t2 = time.perf_counter()
+            timings[f"{family}/{machine}/{part}"] = {"fit_s": round(t1 - t0, 2), "score_s": round(t2 - t1, 2)}
+            if getattr(model, "history_", None) is not None:
+                histories[(family, machine)] = model.history_
+            say(f"{family:10s} {machine} ({part}): trained on {len(train)} clips in {t1 - t0:.1f} s, "
+                f"scored {len(test)} in {t2 - t1:.1f} s")
+            for spec in members:
+                scores = np.asarray(all_scores[spec.score_key], dtype=np.float64)
+                threshold = float(model.thresholds_[spec.score_key])
+                frame = test[["machine", "section", "file", "domain", "label"]].assign(
+                    score=scores, decision=(scores > threshold).astype(np.int64), threshold=threshold)
+                folder = out / spec.name
+                for section, sec in frame.groupby("section", sort=True):
+                    write_scores(folder, machine, section, sec["file"].tolist(), sec["score"].to_numpy())
+                    write_decisions(folder, machine, section, sec["file"].tolist(), sec["decision"].to_numpy())
+                rows[spec.name].append(frame)
+                if plots and frame["label"].notna().all() and frame["domain"].notna().all():
+                    _plots(frame, threshold, folder / "plots", machine, spec.name)
+
+    scores = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in rows.items()}
+    evaluations = {}
+    for spec in specs:
+        frame = scores[spec.name]
+        if frame.empty or frame["label"].isna().any() or frame["domain"].isna().any():
+            say(f"{spec.name}: test labels unknown, scores written without evaluation")
+            continue
+        ev = evaluate_scores(out / spec.name, data, machines=sorted(frame["machine"].unique()))
+        evaluations[spec.name] = ev
+        save_result(ev, out / spec.name / "results.csv")
+    combined = results_table(evaluations) if evaluations else pd.DataFrame()
+    if not combined.empty:
+        atomic_write_bytes(out / "results.csv", combined.to_csv().encode())
+        caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seed {seed} "
+                   f"(AUC and pAUC in %; official score = harmonic mean of all values).")
+        atomic_write_bytes(out / "results.md", _markdown(combined, caption).encode())
+    import torch
+
+    config = {
+        "data": str(Path(data)), "systems": [s.name for s in specs], "preset": preset, "seed": seed,
+        "device": device, "machines": sorted(table["machine"].unique()), "asdkit": __version__,
+        "torch": torch.__version__, "python": platform.python_version(), "timings": timings,
+        "models": {},
+    }
+    for family, members in families.items():
+        model = members[0].build(preset, seed, device, progress)
+        cfg = getattr(model, "_check_params", None)
+        if callable(cfg):
+            c = cfg()
+            config["models"][family] = c.to_dict() if hasattr(c, "to_dict") else repr(c)
+    atomic_write_bytes(out / "config.json", json.dumps(config, indent=2, default=str).encode())
+    return ExperimentResult(evaluations=evaluations, table=combined, scores=scores, histories=histories,
+                            timings=timings, out=out)

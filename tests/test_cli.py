@@ -1,0 +1,88 @@
+"""The asdkit command line, end to end on a small embedded dataset."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asdkit.cli import main
+from asdkit.outputs import write_scores
+
+MACHINES = ["SynFan", "SynValve"]
+
+
+@pytest.fixture(scope="module")
+def quick_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quick")
+    assert main(["synth", str(root), "--preset", "quick", "--seed", "3", "--machines", *MACHINES]) == 0
+    return root
+
+
+def test_info_prints_counts(quick_root, capsys):
+    assert main(["info", str(quick_root)]) == 0
+    out = capsys.readouterr().out
+    assert "SynFan" in out and "source/normal" in out and "target/anomaly" in out
+
+
+def test_prepare_writes_features_and_table(quick_root, tmp_path, capsys):
+    out = tmp_path / "prep"
+    assert main(["prepare", str(quick_root), "--out", str(out), "--features", "quick", "--cache",
+                 str(tmp_path / "cache"), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "clips.csv" in printed and "log_mel_SynFan.npy" in printed
+    clips = pd.read_csv(out / "clips.csv")
+    X = np.load(out / "log_mel_SynFan.npy")
+    n_fan = int((clips["machine"] == "SynFan").sum())
+    assert X.shape == (n_fan, 8, 64, 126) and X.dtype == np.float16
+    assert sorted(clips.loc[clips["machine"] == "SynFan", "row"]) == list(range(n_fan))
+    assert json.loads((out / "features.json").read_text())["config"]["n_mels"] == 64
+    assert not list(out.glob(".*.tmp"))
+    # a second run is served by the cache and gives the same arrays
+    assert main(["prepare", str(quick_root), "--out", str(tmp_path / "prep2"), "--features", "quick",
+                 "--cache", str(tmp_path / "cache"), "--device", "cpu"]) == 0
+    assert np.array_equal(np.load(tmp_path / "prep2" / "log_mel_SynFan.npy"), X)
+
+
+def test_evaluate_scores_folder(quick_root, tmp_path, capsys):
+    from asdkit import scan_root
+
+    table = scan_root(quick_root)
+    test = table[table["split"] == "test"]
+    for machine, sub in test.groupby("machine"):
+        perfect = (sub["label"] == "anomaly").astype(float).to_numpy()  # an oracle: AUC 1
+        write_scores(tmp_path / "scores" / "sub", machine, "00", sub["file"].tolist(), perfect)
+    assert main(["evaluate", str(tmp_path / "scores"), "--data", str(quick_root)]) == 0
+    out = capsys.readouterr().out
+    assert "official score" in out and "100.00" in out
+    assert (tmp_path / "scores" / "evaluation.csv").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["info", "/nonexistent/root"], "does not exist"),
+    (["synth", "ROOT", "--preset", "huge"], "preset"),
+    (["synth", "ROOT", "--machines", "pump"], "pump"),
+    (["prepare", "/nonexistent/root", "--out", "OUT"], "does not exist"),
+    (["download", "ROOT", "--machines", "pump", "--list"], "pump"),
+])
+def test_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    argv = [str(tmp_path / a) if a in ("ROOT", "OUT") else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asdkit: error:") and message in err and "Traceback" not in err
+
+
+def test_evaluate_reports_missing_clips(quick_root, tmp_path, capsys):
+    from asdkit import scan_root
+
+    test = scan_root(quick_root, machines=["SynFan"]).query("split == 'test'")
+    write_scores(tmp_path / "s", "SynFan", "00", test["file"].tolist()[:-3], np.zeros(len(test) - 3))
+    assert main(["evaluate", str(tmp_path / "s"), "--data", str(quick_root)]) == 2
+    err = capsys.readouterr().err
+    assert "anomaly_score_SynFan_section_00_test.csv" in err and "3 of the" in err
+
+
+def test_download_list_plans_urls(capsys):
+    assert main(["download", "ROOT", "--parts", "dev", "--machines", "fan", "--list"]) == 0
+    assert "https://zenodo.org/record/10902294/files/dev_fan.zip" in capsys.readouterr().out
