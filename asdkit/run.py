@@ -168,22 +168,19 @@ def _markdown(table: pd.DataFrame, caption: str) -> str:
 
 
 def _plots(frame: pd.DataFrame, threshold: float, folder: Path, machine: str, system: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from .plots import plot_roc, plot_score_histogram
 
     folder.mkdir(parents=True, exist_ok=True)
     for kind, fn in (("roc", plot_roc), ("scores", plot_score_histogram)):
-        fig, ax = plt.subplots(figsize=(4.5, 3.6), constrained_layout=True)
+        fig = Figure(figsize=(4.5, 3.6), layout="constrained")   # no pyplot: the caller's backend is untouched
+        ax = fig.add_subplot()
         kwargs = {"threshold": threshold} if kind == "scores" else {}
         fn(frame["score"].to_numpy(), labels=frame["label"].to_numpy(), domains=frame["domain"].to_numpy(),
            ax=ax, title=f"{system}: {machine}", **kwargs)
         tmp = folder / f".{kind}_{machine}.png.tmp"
         fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
         tmp.replace(folder / f"{kind}_{machine}.png")
 
 

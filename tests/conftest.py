@@ -1,13 +1,9 @@
 """Shared fixtures of the asdkit test suite."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import soundfile as sf
-
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture

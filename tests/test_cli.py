@@ -86,3 +86,29 @@ def test_evaluate_reports_missing_clips(quick_root, tmp_path, capsys):
 def test_download_list_plans_urls(capsys):
     assert main(["download", "ROOT", "--parts", "dev", "--machines", "fan", "--list"]) == 0
     assert "https://zenodo.org/record/10902294/files/dev_fan.zip" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_run_writes_official_files_table_config_and_plots(quick_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--data", str(quick_root), "--system", "baseline-mse", "baseline-mahala", "--preset",
+                 "quick", "--out", str(out), "--machines", "SynFan", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "official score" in printed
+    for system in ("baseline-mse", "baseline-mahala"):
+        scores = pd.read_csv(out / system / "anomaly_score_SynFan_section_00_test.csv", header=None)
+        decisions = pd.read_csv(out / system / "decision_result_SynFan_section_00_test.csv", header=None)
+        assert len(scores) == len(decisions) == 40 and set(decisions[1]) <= {0, 1}
+        assert (out / system / "plots" / "roc_SynFan.png").stat().st_size > 1000
+        assert (out / system / "plots" / "scores_SynFan.png").stat().st_size > 1000
+        assert (out / system / "results.csv").is_file()
+    table = pd.read_csv(out / "results.csv", index_col=[0, 1])
+    assert list(table.columns) == ["baseline-mse", "baseline-mahala"]
+    assert 0 <= table.loc[("official score", "h-mean"), "baseline-mahala"] <= 100
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "quick" and config["models"]["baseline"]["epochs"] > 0
+
+
+def test_run_rejects_unknown_system(quick_root, tmp_path, capsys):
+    assert main(["run", "--data", str(quick_root), "--system", "oracle", "--out", str(tmp_path)]) == 2
+    assert "unknown system" in capsys.readouterr().err
