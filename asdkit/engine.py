@@ -509,8 +509,9 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
                 epoch_bar.update()
                 epoch_bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
                 if ckpt is not None:
-                    _save_checkpoint(ckpt, epoch=epoch + 1, n_items=n_total, config=config, history=history, model=model,
-                                     optimizer=optimizer, scaler=scaler, sampler_gen=sampler_gen, device=dev)
+                    _save_checkpoint(ckpt, epoch=epoch + 1, n_items=n_total, config=config, history=history,
+                                     model=model, optimizer=optimizer, scaler=scaler, sampler_gen=sampler_gen,
+                                     device=dev)
                 stop = False
                 for cb in callbacks:
                     stop = bool(cb(epoch + 1, history, model)) or stop
