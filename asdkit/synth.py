@@ -63,8 +63,8 @@ about inaudible to the reference detector, severity 1 clearly detectable.
 Calibration: the plain reference detector :class:`asdkit.reference.MelStatsKNN`
 (1-NN on per-clip log-mel means and standard deviations), fitted on all
 training clips of a machine type at the ``paper`` counts, reaches AUC(source)
-of about 0.84-0.87 on every machine type and AUC(target) of about 0.43-0.66,
-0.2-0.4 lower: the domain shift hurts, as on the real data. Reproduce with
+of 0.75-0.92 on every machine type and AUC(target) of 0.45-0.60, 0.2-0.4 lower
+(seeds 0-2): the domain shift hurts, as on the real data. Reproduce with
 ``python bench/bench_synth.py --calibrate``; ``tests/test_synth.py`` checks a
 reduced version.
 
