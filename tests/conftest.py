@@ -23,3 +23,21 @@ def write_wav(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One compute thread for a module's training tests, restored afterwards.
+
+    On 2 shared cores two OpenMP/BLAS threads stall each other at every parallel
+    region (a 20 ms step can take 0.5 s); results do not depend on the thread count.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)

@@ -27,20 +27,8 @@ FOREIGN_AUC_FLOOR = 0.95                                    # both scorers
 
 
 # --------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One compute thread for this module's tests, restored afterwards.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-    The 2 test cores are shared with other jobs; two OpenMP/BLAS threads then stall each
-    other at every parallel region (a 20 ms step can take 0.5 s). Results are unaffected.
-    """
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
 
 @pytest.fixture(scope="module")
 def synfan(tmp_path_factory):

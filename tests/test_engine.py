@@ -10,20 +10,7 @@ from asdkit import ConfigError
 from asdkit.engine import CHECKPOINT_NAME, History, TrainConfig, fit, load_checkpoint, seeded, select_device
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One compute thread for this module's tests, restored afterwards.
-
-    The 2 test cores are shared with other jobs; two OpenMP/BLAS threads then stall each
-    other at every parallel region (a 20 ms step can take 0.5 s). Results are unaffected.
-    """
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Net(nn.Module):
