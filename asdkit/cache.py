@@ -37,19 +37,26 @@ STORAGE_DTYPES = {"log_mel": np.float16, "phase": np.float16, "fft": np.float32}
 _VERSION = 1
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and rename it."""
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; create the parent folder.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk,
+    and replace ``path`` with :func:`os.replace`; on any error the temporary
+    file is removed and ``path`` is left as it was. Returns ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def _file_hash(path: str | Path) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DatasetError, FileNameError
-from .names import NO_ATTRIBUTE, parse_attributes, parse_filename
+from .names import NO_ATTRIBUTE, parse_filename
 
 __all__ = ["scan_root", "find_machines", "summarize", "read_attributes_csv", "COLUMNS"]
 

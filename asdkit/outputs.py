@@ -18,9 +18,7 @@ the organisers' evaluators accept besides the official one: the DCASE 2020
 from __future__ import annotations
 
 import csv
-import os
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -28,6 +26,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .cache import atomic_write_bytes
 from .errors import ConfigError, ScoreFileError
 
 __all__ = [
@@ -120,19 +119,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     pathlib.Path
         ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _file_names(files: Iterable[str | Path], n_expected: int | None = None) -> list[str]:
