@@ -315,8 +315,7 @@ class TorchFeatures(torch.nn.Module):
             :func:`fft_spectrum` of :func:`clip_segments` of each clip.
         """
         c = self.config
-        mean = x.mean(dim=-1, keepdim=True)
-        std = x.std(dim=-1, keepdim=True, unbiased=False)
+        std, mean = torch.std_mean(x, dim=-1, keepdim=True, unbiased=False)
         x = torch.where(std > 1e-12, (x - mean) / torch.where(std > 1e-12, std, 1.0), 0.0)
         B, n = x.shape
         starts, index, edge_j, n_clip = self._shared_frame_plan(n)
@@ -367,7 +366,7 @@ def _paths_of(clips) -> list[str]:
 
 
 def extract(clips, *, kind: str = "log_mel", config: FeatureConfig = FEATURE_PRESETS["paper"],
-            cache=None, device: str | torch.device = "cpu", batch_size: int = 32, progress: bool = False,
+            cache=None, device: str | torch.device = "cpu", batch_size: int = 8, progress: bool = False,
             resample: bool = False, dtype=np.float32) -> np.ndarray:
     """Compute one feature kind for many clips: ``load -> standardize -> segment -> feature``.
 
@@ -380,8 +379,9 @@ def extract(clips, *, kind: str = "log_mel", config: FeatureConfig = FEATURE_PRE
         Reuse features stored on disk for the same file content, kind and
         config; compute and store the missing ones.
     device : str or torch.device, default "cpu"
-    batch_size : int, default 32
-        Clips per batch on the device.
+    batch_size : int, default 8
+        Clips per batch on the device (8 keeps a batch's frames in a CPU's cache;
+        raise it on a GPU).
     progress : bool, default False
         Show a tqdm bar.
     resample : bool, default False
@@ -426,9 +426,9 @@ def extract(clips, *, kind: str = "log_mel", config: FeatureConfig = FEATURE_PRE
             for group in by_length.values():
                 x = torch.from_numpy(np.stack([waves[i] for i in group])).to(device)
                 feats = module.clips(x, kind).float().cpu().numpy()
-                for j, i in enumerate(group):
-                    out[i] = feats[j]
-                    if cache is not None:
+                out[group] = feats
+                if cache is not None:
+                    for j, i in enumerate(group):
                         cache.put(paths[i], feats[j], kind=kind, config=config)
             bar.update(len(idx))
     bar.close()

@@ -65,7 +65,7 @@ def main() -> None:
             per_clip_librosa(paths[:2], cfg)          # warm up both paths (imports, numba, allocator)
             batched(paths[:2], cfg)
             t_ref = per_clip_librosa(paths, cfg)
-            t_bat = batched(paths, cfg, batch_size=32)
+            t_bat = batched(paths, cfg)
             cache = FeatureCache(Path(tmp) / f"cache-{name}")
             batched(paths, cfg, cache=cache)
             t_hit = batched(paths, cfg, cache=FeatureCache(Path(tmp) / f"cache-{name}"))
