@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .features import FEATURE_PRESETS, FeatureConfig
+from .metrics import _labels
 
 __all__ = ["plot_log_mel", "plot_band_profiles", "plot_embedding", "plot_attribute_counts", "plot_roc",
            "plot_score_histogram", "plot_history"]
@@ -173,11 +174,6 @@ def plot_attribute_counts(counts, *, ax=None, title: str | None = None):
     return ax
 
 
-def _binary(labels) -> np.ndarray:
-    lab = np.asarray(labels, dtype=object)
-    return np.array([1 if (v == "anomaly" or v == 1 or v is True) else 0 for v in lab])
-
-
 def plot_roc(scores, *, labels, domains, ax=None, title: str | None = None):
     """ROC curves of AUC(source) and AUC(target) as the official evaluator pools them.
 
@@ -196,7 +192,7 @@ def plot_roc(scores, *, labels, domains, ax=None, title: str | None = None):
 
     ax = _ax(ax)
     s = np.asarray(scores, dtype=float)
-    y = _binary(labels)
+    y = _labels(labels, name="labels")
     d = np.asarray(domains, dtype=object)
     for dom, colour in _DOMAIN_COLOURS.items():
         m = ((d == dom) & (y == 0)) | (y == 1)
@@ -218,7 +214,7 @@ def plot_score_histogram(scores, *, labels, domains, ax=None, threshold: float |
     """Histograms of anomaly scores by domain (colour) and label (filled = normal, outline = anomaly)."""
     ax = _ax(ax)
     s = np.asarray(scores, dtype=float)
-    y = _binary(labels)
+    y = _labels(labels, name="labels")
     d = np.asarray(domains, dtype=object)
     edges = np.histogram_bin_edges(s[np.isfinite(s)], bins=bins)
     for dom, colour in _DOMAIN_COLOURS.items():

@@ -232,7 +232,7 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         families.setdefault(s.family, []).append(s)
 
     rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
-    histories, timings = {}, {}
+    histories, timings, model_configs = {}, {}, {}
     for (machine, part), sub in table.groupby(["machine", "part"], sort=True):
         train, test = sub[sub["split"] == "train"], sub[sub["split"] == "test"]
         if train.empty or test.empty:
@@ -251,6 +251,9 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
             timings[f"{family}/{machine}/{part}"] = {"fit_s": round(t1 - t0, 2), "score_s": round(t2 - t1, 2)}
             if getattr(model, "history_", None) is not None:
                 histories[(family, machine)] = model.history_
+            fitted = getattr(model, "config_", None)
+            if fitted is not None:
+                model_configs[family] = fitted.to_dict() if hasattr(fitted, "to_dict") else repr(fitted)
             say(f"{family:10s} {machine} ({part}): trained on {len(train)} clips in {t1 - t0:.1f} s, "
                 f"scored {len(test)} in {t2 - t1:.1f} s")
             for spec in members:
@@ -288,14 +291,8 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         "data": str(Path(data)), "systems": [s.name for s in specs], "preset": preset, "seed": seed,
         "device": device, "machines": sorted(table["machine"].unique()), "asdkit": __version__,
         "torch": torch.__version__, "python": platform.python_version(), "timings": timings,
-        "models": {},
+        "models": model_configs,
     }
-    for family, members in families.items():
-        model = members[0].build(preset, seed, device, progress)
-        cfg = getattr(model, "_check_params", None)
-        if callable(cfg):
-            c = cfg()
-            config["models"][family] = c.to_dict() if hasattr(c, "to_dict") else repr(c)
     atomic_write_bytes(out / "config.json", json.dumps(config, indent=2, default=str).encode())
     return ExperimentResult(evaluations=evaluations, table=combined, scores=scores, histories=histories,
                             timings=timings, out=out)
