@@ -29,6 +29,7 @@ test: install
 bench: install
 	$(BIN)/python bench/bench_features.py
 	$(BIN)/python bench/bench_synth.py
+	$(BIN)/python bench/bench_baseline.py --preset cpu
 
 clean:
 	rm -rf runs data/quick .asdkit_cache

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -166,20 +167,20 @@ class BaselineConfig:
 #: Named settings.
 #:
 #: ``paper``: the official system (100 epochs over every vector of every clip).
-#: On the 2 shared CPU cores of the project machine the AE trains at 7 000-13 000
-#: vectors/s (batch 256), so one paper-size machine type (1000 clips x 309
-#: vectors, 278 000 after the validation split) costs 20-40 s per epoch, 35-65 min
-#: for 100 epochs: a GPU job.
+#: On the 2 CPU cores of the project machine the AE trains at 13 800 vectors/s
+#: (batch 256, idle cores; ``bench/bench_baseline.py --preset paper --epochs 2``),
+#: so one paper-size machine type (1000 clips x 309 vectors, 278 000 after the
+#: validation split) costs 20 s per epoch, about 34 min for 100 epochs: a GPU job.
 #:
 #: ``cpu``: the same network and features, trained on every 3rd vector
-#: (``frame_stride=3``: 92 700 training vectors per epoch) for 20 epochs, 6.7 %
-#: of the paper's optimiser steps. Measured with ``bench/bench_baseline.py`` on
-#: paper-size synthetic SynFan, one torch thread, the 2 cores shared with other
-#: jobs (load 5-7): training 214-264 s (7 000-8 700 vectors/s), end-to-end
-#: (features, training, both scorers, thresholds, 200 test clips) 4.8-5.5 min,
-#: peak RSS 0.9 GB; on idle cores about 3 min. The training loss is flat from
-#: epoch 8 on (8.3 -> 8.1). AUC there: MSE 0.67 (source 0.87, target 0.48),
-#: MAHALA 0.75 (source 0.86, target 0.64).
+#: (``frame_stride=3``: 92 700 training vectors per epoch) for 10 epochs, 3.3 %
+#: of the paper's optimiser steps; the training loss is flat from the 6th epoch
+#: (8.3 -> 8.2). Measured with ``bench/bench_baseline.py --preset cpu`` on
+#: paper-size synthetic SynFan, idle cores: training 68 s, end-to-end (features,
+#: training, both scorers, thresholds, 200 test clips) 99 s, peak RSS 0.9 GB;
+#: AUC(source) / AUC(target) MSE 0.89 / 0.40, MAHALA 0.91 / 0.51. The four
+#: paper-size machine types of the embedded dataset take about 6.5 min, leaving
+#: most of the 30-minute budget of the ``cpu`` preset to the other systems.
 #:
 #: ``quick``: the same network, 5 epochs in batches of 64; trains in about 10 s
 #: on one machine type of the ``quick`` synthetic dataset (70 clips of 6 s,
@@ -190,7 +191,7 @@ class BaselineConfig:
 #: the training loss is still 8x its plateau. 5 x 180 steps get close to it.
 BASELINE_PRESETS: dict[str, BaselineConfig] = {
     "paper": BaselineConfig(),
-    "cpu": BaselineConfig(epochs=20, frame_stride=3),
+    "cpu": BaselineConfig(epochs=10, frame_stride=3),
     "quick": BaselineConfig(epochs=5, batch_size=64),
 }
 
@@ -258,7 +259,7 @@ def baseline_log_mel(waveforms, config: BaselineConfig = BASELINE_PRESETS["paper
 
     Returns
     -------
-    ndarray of shape (n_clips, n_mels, n_frames), float32
+    ndarray of shape (n_clips, n_mels, n_frames), or (n_mels, n_frames) for one 1-D clip; float32
         ``10 log10(max(mel power, config.amin))`` in dB, with
         ``n_frames = 1 + n_samples // hop_length`` (313 for a 10-s clip).
 
@@ -266,7 +267,11 @@ def baseline_log_mel(waveforms, config: BaselineConfig = BASELINE_PRESETS["paper
     --------
     >>> baseline_log_mel(np.zeros((2, 16000), np.float32)).shape
     (2, 128, 32)
+    >>> baseline_log_mel(np.zeros(16000, np.float32)).shape
+    (128, 32)
     """
+    if isinstance(waveforms, (np.ndarray, torch.Tensor)) and waveforms.ndim == 1:
+        return baseline_log_mel(waveforms[None], config, device=device, batch_size=batch_size)[0]
     x = _as_waveform_batch(waveforms)
     dev = select_device(device)
     n_clips, n = x.shape
@@ -1096,6 +1101,71 @@ class AutoencoderBaseline:
             out["mse"][group] = self.mse_scorer_.score_samples(res)
             out["mahala"][group] = self.mahala_scorer_.score_samples(res)
         return out
+
+    def domain_scores(self, X) -> pd.DataFrame:
+        """The Mahalanobis score of each clip under each training domain's residual statistics.
+
+        The selective Mahalanobis score (``score_all(X)["mahala"]``) is the
+        row-wise minimum of this table.
+
+        Parameters
+        ----------
+        X : paths, clip table (``path`` column), ndarray of shape (n_clips, n_samples), or 1-D waveforms
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_clips, n_domains)
+            One column per domain of ``mahala_scorer_.domains_``; higher = more anomalous.
+        """
+        self._check_fitted()
+        items, kind = _clip_inputs(X)
+        cols = list(self.mahala_scorer_.domains_)
+        out = np.empty((len(items), len(cols)))
+        for group, feats in self._log_mel_batches(items, kind, self.config_, self.device_):
+            out[group] = self.mahala_scorer_.domain_scores(self._residuals(feats).cpu().numpy())
+        return pd.DataFrame(out, columns=cols)
+
+    def reconstruct(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """The log-mel spectrogram of each clip and the autoencoder's reconstruction of it.
+
+        The network reconstructs 5-frame vectors; each frame lies in up to 5 of
+        them, and its reconstruction here is the mean of those (what the
+        network "hears" at that moment). Clips must be of one length.
+
+        Parameters
+        ----------
+        X : paths, clip table (``path`` column), ndarray of shape (n_clips, n_samples), or 1-D waveforms
+
+        Returns
+        -------
+        log_mel, reconstruction : ndarray of shape (n_clips, n_mels, n_time_frames)
+            In dB, ``log_mel`` as :func:`baseline_log_mel` computes it.
+        """
+        self._check_fitted()
+        items, kind = _clip_inputs(X)
+        c = self.config_
+        inputs: dict[int, np.ndarray] = {}
+        recons: dict[int, np.ndarray] = {}
+        for group, feats in self._log_mel_batches(items, kind, c, self.device_):
+            vec = _torch_frame_vectors(feats, c.n_frames)
+            B, n, d = vec.shape
+            with torch.inference_mode():
+                r = self.model_(vec.reshape(B * n, d)).recon.float().reshape(B, n, c.n_frames, c.n_mels)
+            T = feats.shape[-1]
+            total = torch.zeros((B, T, c.n_mels), device=r.device)
+            count = torch.zeros((T, 1), device=r.device)
+            for t in range(c.n_frames):                     # frame t of vector i is time frame i + t
+                total[:, t:t + n] += r[:, :, t]
+                count[t:t + n] += 1
+            rec = (total / count).transpose(1, 2).cpu().numpy()
+            for j, i in enumerate(group):
+                inputs[i], recons[i] = feats[j].cpu().numpy(), rec[j]
+        shapes = {a.shape for a in inputs.values()}
+        if len(shapes) > 1:
+            raise ConfigError("reconstruct needs clips of one length; pass clips of equal duration "
+                              f"(got spectrogram shapes {sorted(shapes)}).")
+        order = range(len(items))
+        return np.stack([inputs[i] for i in order]), np.stack([recons[i] for i in order])
 
     def score_samples(self, X) -> np.ndarray:
         """Anomaly score of each clip with the chosen ``scorer``.

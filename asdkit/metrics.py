@@ -555,9 +555,14 @@ def gamma_threshold(train_scores, quantile: float = 0.9) -> float:
     ``scipy.stats.gamma.ppf(quantile, shape, loc, scale)``. Clips scoring above
     the threshold are decided anomalous (higher score = more anomalous).
 
-    Fallback: if the fit fails or gives a non-finite threshold (it can on
-    strongly non-gamma data), the empirical ``numpy.quantile(train_scores,
-    quantile)`` is returned with a :class:`RuntimeWarning`.
+    Fallback: if the fit fails, gives a non-finite threshold, or a threshold
+    outside the training scores' range widened by that range on each side
+    (``[min - ptp, max + ptp]``), the empirical ``numpy.quantile(train_scores,
+    quantile)`` is returned with a :class:`RuntimeWarning`. The free-location
+    maximum-likelihood fit does go astray on left-skewed scores: selective
+    Mahalanobis training scores with ten in-sample target clips far below the
+    rest gave a location of -6.5e4 and a 0.9 quantile ten times the largest
+    training score, so that no test clip at all was flagged.
 
     Parameters
     ----------
@@ -597,8 +602,11 @@ def gamma_threshold(train_scores, quantile: float = 0.9) -> float:
             threshold = float(scipy.stats.gamma.ppf(quantile, a, loc=loc, scale=scale))
     except (ValueError, RuntimeError, FloatingPointError):
         threshold = float("nan")
-    if not np.isfinite(threshold):
-        warnings.warn("gamma fit of the training scores failed; using their empirical "
-                      f"{quantile:g} quantile as the threshold", RuntimeWarning, stacklevel=2)
+    spread = float(np.ptp(s))
+    if not (np.isfinite(threshold) and s.min() - spread <= threshold <= s.max() + spread):
+        warnings.warn("gamma fit of the training scores failed or is implausible (its "
+                      f"{quantile:g} quantile is {threshold:.6g}, the scores lie in [{s.min():.6g}, "
+                      f"{s.max():.6g}]); using their empirical {quantile:g} quantile as the threshold",
+                      RuntimeWarning, stacklevel=2)
         threshold = float(np.quantile(s, quantile))
     return threshold

@@ -35,7 +35,7 @@ from .evaluate import EvaluationResult, evaluate_scores, save_result
 from .outputs import write_decisions, write_scores
 
 __all__ = ["SystemSpec", "SYSTEMS", "PRESETS", "register_system", "run_experiment", "ExperimentResult",
-           "results_table"]
+           "results_table", "format_table"]
 
 #: The presets every system knows: ``quick`` (CI, notebooks, demo: seconds to minutes on 2 CPU cores),
 #: ``cpu`` (the largest settings with which all systems finish the embedded paper dataset on 2 CPU
@@ -136,7 +136,12 @@ def results_table(evaluations: dict[str, EvaluationResult]) -> pd.DataFrame:
     pandas.DataFrame
         Index ``(machine, metric)`` with metrics ``AUC(source)``, ``AUC(target)``
         and ``pAUC`` (percent), then rows ``harmonic mean`` of each metric over
-        machines and ``official score``; one column per system.
+        machines and ``official score``: its value (``h-mean``), the 95 %
+        leave-one-machine-out jackknife interval (``95% interval low/high``,
+        :func:`asdkit.metrics.jackknife_interval`; NaN with fewer than 3
+        machine sections) and the official evaluator's ``ci95`` (its
+        leave-one-clip-out half-width, :func:`asdkit.metrics.evaluator_ci95`,
+        which is tiny by construction); one column per system.
     """
     from .metrics import floored_hmean
 
@@ -152,17 +157,33 @@ def results_table(evaluations: dict[str, EvaluationResult]) -> pd.DataFrame:
         for metric, col in (("AUC(source)", "auc_source"), ("AUC(target)", "auc_target"), ("pAUC", "pauc")):
             rows[("harmonic mean", metric)] = 100 * floored_hmean(t[col].to_numpy(dtype=float))
         rows[("official score", "h-mean")] = 100 * ev.official_score
-        rows[("official score", "ci95 (+-)")] = 100 * ev.ci95
+        low, high = ev.jackknife
+        rows[("official score", "95% interval low")] = 100 * low
+        rows[("official score", "95% interval high")] = 100 * high
+        rows[("official score", "evaluator ci95 (+-)")] = 100 * ev.ci95
         cols[name] = pd.Series(rows)
     table = pd.DataFrame(cols)
     table.index = pd.MultiIndex.from_tuples(table.index, names=["machine", "metric"])
     return table
 
 
+def _cell(value: float, metric: str) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.4f}" if metric.startswith("evaluator ci95") else f"{value:.2f}"
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """:func:`results_table`'s table as aligned text (2 decimals; 4 for the evaluator's ci95)."""
+    text = pd.DataFrame({c: [_cell(v, k) for (_, k), v in table[c].items()] for c in table.columns},
+                        index=table.index)
+    return text.to_string()
+
+
 def _markdown(table: pd.DataFrame, caption: str) -> str:
     head = "| machine | metric | " + " | ".join(table.columns) + " |"
     sep = "|---|---|" + "---:|" * len(table.columns)
-    body = [f"| {m} | {k} | " + " | ".join(f"{v:.2f}" for v in row) + " |"
+    body = [f"| {m} | {k} | " + " | ".join(_cell(v, k) for v in row) + " |"
             for (m, k), row in table.iterrows()]
     return "\n".join([caption, "", head, sep, *body, ""])
 

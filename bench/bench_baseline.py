@@ -19,13 +19,14 @@ clips. Prints
 there if missing); without it a temporary folder is used and removed.
 
 On cores shared with other jobs use ``--threads 1``: two OpenMP threads stall
-each other at every parallel region when a core is taken (measured here at load
-5-7: the cpu preset took 5.5 min end-to-end with one thread and did not finish in
-17 min with two).
+each other at every parallel region when a core is taken (measured at load 5-7:
+the former 20-epoch ``cpu`` preset took 5.5 min end-to-end with one thread and
+did not finish in 17 min with two).
 
-Measured (SynFan, ``--preset cpu --threads 1``, 2 shared cores at load 5-7):
-7 000-8 700 training vectors/s, 4.8-5.5 min end-to-end, peak RSS 0.9 GB,
-AUC MSE 0.67 / MAHALA 0.75.
+Measured (SynFan, 2 threads, idle development machine, 2026-11-24):
+``--preset cpu --memmap``: 13 700 training vectors/s, 98.7 s end-to-end, peak
+RSS 0.91 GB, AUC MSE 0.64 / MAHALA 0.71; ``--preset paper --epochs 2``:
+13 800 vectors/s, 71.5 s (100 epochs at that rate: about 34 min).
 """
 from __future__ import annotations
 

@@ -308,3 +308,42 @@ def test_same_seed_same_scores_other_seed_differs(small_waves, tmp_path):
         np.testing.assert_array_equal(a[k], b[k])
         assert not np.array_equal(a[k], c[k])
     assert list(tmp_path.iterdir()) == []           # the temporary memmap is removed
+
+
+def test_domain_scores_min_is_the_mahala_score(fitted, synfan):
+    det, scores = fitted
+    _, test = synfan
+    some = test.iloc[[0, 15, 25, 35]]
+    per_domain = det.domain_scores(some)
+    assert list(per_domain.columns) == ["source", "target"] and len(per_domain) == 4
+    np.testing.assert_allclose(per_domain.min(axis=1), scores["mahala"][[0, 15, 25, 35]], rtol=1e-5)
+    # the target statistics favour target clips: relative to the source statistics, target normals
+    # score far lower under them than source normals do
+    normal = test[test.label == "normal"]
+    d = det.domain_scores(normal)
+    gap = (d.target - d.source).to_numpy()
+    src, tgt = (normal.domain == "source").to_numpy(), (normal.domain == "target").to_numpy()
+    assert np.median(gap[tgt]) < np.median(gap[src]) - 100, (np.median(gap[tgt]), np.median(gap[src]))
+
+
+def test_reconstruct_averages_the_vectors_and_matches_the_mse(fitted, synfan):
+    det, scores = fitted
+    _, test = synfan
+    clips = test.iloc[[0, 30]]
+    lm, rec = det.reconstruct(clips)
+    c = det.config_
+    assert lm.shape == rec.shape and lm.shape[:2] == (2, c.n_mels)
+    np.testing.assert_allclose(lm, baseline_log_mel(np.stack([load_clip(p) for p in clips.path]), c),
+                               atol=1e-3)
+    # the reconstruction is close to the input, much closer than a flat spectrum at the mean level
+    err = ((rec - lm) ** 2).mean(axis=(1, 2))
+    flat = ((lm - lm.mean(axis=(1, 2), keepdims=True)) ** 2).mean(axis=(1, 2))
+    assert (err < 0.5 * flat).all(), (err, flat)
+    # the middle frames of the first vector's reconstruction agree with the averaged frame where
+    # only that vector covers it (frame 0)
+    vec = torch.from_numpy(frame_vectors(lm[:1], c.n_frames)[0, :1])
+    with torch.inference_mode():
+        first = det.model_(vec).recon.numpy().reshape(c.n_frames, c.n_mels)
+    np.testing.assert_allclose(rec[0, :, 0], first[0], atol=1e-4)
+    with pytest.raises(ConfigError, match="one length"):
+        det.reconstruct([load_clip(clips.path.iloc[0]), load_clip(clips.path.iloc[1])[:32000]])

@@ -105,6 +105,10 @@ def test_run_writes_official_files_table_config_and_plots(quick_root, tmp_path, 
     table = pd.read_csv(out / "results.csv", index_col=[0, 1])
     assert list(table.columns) == ["baseline-mse", "baseline-mahala"]
     assert 0 <= table.loc[("official score", "h-mean"), "baseline-mahala"] <= 100
+    # one machine section: no leave-one-machine-out interval, but the evaluator's ci95 is there
+    assert table.loc[("official score", "95% interval low")].isna().all()
+    assert (table.loc[("official score", "evaluator ci95 (+-)")] >= 0).all()
+    assert "n/a" in (out / "results.md").read_text()
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "quick" and config["models"]["baseline"]["epochs"] > 0
 
@@ -112,3 +116,15 @@ def test_run_writes_official_files_table_config_and_plots(quick_root, tmp_path, 
 def test_run_rejects_unknown_system(quick_root, tmp_path, capsys):
     assert main(["run", "--data", str(quick_root), "--system", "oracle", "--out", str(tmp_path)]) == 2
     assert "unknown system" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_both_baselines_and_prints_the_table(quick_root, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--data", str(quick_root), "--out", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert f"using the dataset already at {quick_root}" in printed
+    assert "baseline-mse" in printed and "baseline-mahala" in printed and "official score" in printed
+    table = pd.read_csv(out / "results.csv", index_col=[0, 1])
+    assert set(MACHINES) <= set(table.index.get_level_values(0))
+    assert list(table.columns) == ["baseline-mse", "baseline-mahala"]
