@@ -7,7 +7,7 @@ Subcommands::
     asdkit info ROOT
     asdkit prepare ROOT --out DIR [--features quick|paper] [--cache DIR] [--device cpu|cuda]
     asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
-    asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...]
+    asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...] [--cache DIR]
     asdkit systems
     asdkit demo [--data DIR] [--out DIR]
 
@@ -107,7 +107,7 @@ def cmd_run(args) -> int:
 
     res = run_experiment(args.data, systems=args.system, preset=args.preset, out=args.out,
                          machines=args.machines, device=_device(args.device), seed=args.seed,
-                         progress=_progress(), plots=not args.no_plots)
+                         progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None))
     if not res.table.empty:
         print()
         print(format_table(res.table))
@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--device", default="auto", help="auto, cpu or cuda")
     u.add_argument("--seed", type=int, default=0)
     u.add_argument("--no-plots", action="store_true", help="skip the ROC and score-histogram PNGs")
+    u.add_argument("--cache", type=Path, help="feature cache folder shared across runs (default: OUT/.feature_cache)")
     u.set_defaults(func=cmd_run)
 
     y = sub.add_parser("systems", help="list the systems 'asdkit run' knows")

@@ -144,7 +144,7 @@ def embed_2d(features: np.ndarray, *, method: str = "pca", random_state: int = 0
     elif method == "umap":
         import umap
 
-        model = umap.UMAP(n_components=2, random_state=random_state).fit(scaler.transform(fit))
+        model = umap.UMAP(n_components=2, random_state=random_state, n_jobs=1).fit(scaler.transform(fit))
     else:
         raise ConfigError(f"method must be 'pca' or 'umap', got {method!r}")
     return model.transform(scaler.transform(F))

@@ -57,9 +57,13 @@ class SystemSpec:
         Which of the family model's ``score_all`` outputs is this system's score.
     description : str
     build : callable
-        ``build(preset, seed, device, progress) -> estimator`` with
-        ``fit(clip_table_rows_or_paths, domains)``, ``score_all(paths) -> dict``
-        and ``thresholds_`` (dict of score_key to float).
+        ``build(preset, seed, device, progress, cache) -> estimator`` with
+        ``fit(train_table, domains[, outliers=])``, ``score_all(paths) -> dict``
+        and ``thresholds_`` (dict of score_key to float). ``cache`` is a
+        :class:`~asdkit.cache.FeatureCache` or None.
+    outlier_exposure : bool
+        ``fit`` also gets ``outliers=``: the training clips of the root's other
+        machine types (same part), as pseudo-anomalies.
     """
 
     name: str
@@ -67,6 +71,7 @@ class SystemSpec:
     score_key: str
     description: str
     build: Callable = field(repr=False, compare=False)
+    outlier_exposure: bool = False
 
 
 SYSTEMS: dict[str, SystemSpec] = {}
@@ -78,10 +83,16 @@ def register_system(spec: SystemSpec) -> SystemSpec:
     return spec
 
 
-def _build_baseline(preset: str, seed: int, device: str, progress: bool):
+def _build_baseline(preset: str, seed: int, device: str, progress: bool, cache=None):
     from .baseline import AutoencoderBaseline
 
     return AutoencoderBaseline(preset=preset, seed=seed, device=device, progress=progress)
+
+
+def _build_oevae(preset: str, seed: int, device: str, progress: bool, cache=None):
+    from .oevae import OEVAEDetector
+
+    return OEVAEDetector(preset=preset, seed=seed, device=device, progress=progress, cache=cache)
 
 
 register_system(SystemSpec("baseline-mse", "baseline", "mse",
@@ -89,6 +100,15 @@ register_system(SystemSpec("baseline-mse", "baseline", "mse",
 register_system(SystemSpec("baseline-mahala", "baseline", "mahala",
                            "organisers' dense autoencoder, selective Mahalanobis (min over source/target)",
                            _build_baseline))
+register_system(SystemSpec("oevae", "oevae", "oevae",
+                           "OEVAE: outlier-exposed ResNet18 + domain-invariant VAE + KNN, w*alpha + (1-w)*beta",
+                           _build_oevae, outlier_exposure=True))
+register_system(SystemSpec("oevae-alpha", "oevae", "alpha",
+                           "OEVAE, alpha only: -log p(z_c) of the VAE's domain-invariant latent",
+                           _build_oevae, outlier_exposure=True))
+register_system(SystemSpec("oevae-beta", "oevae", "beta",
+                           "OEVAE, beta only: KNN distance of the ResNet18 embeddings to the normal training data",
+                           _build_oevae, outlier_exposure=True))
 
 
 @dataclass
@@ -208,7 +228,7 @@ def _plots(frame: pd.DataFrame, threshold: float, folder: Path, machine: str, sy
 def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baseline-mse", "baseline-mahala"),
                    preset: str = "quick", out: str | Path = "runs/experiment", machines: Sequence[str] | None = None,
                    device: str = "auto", seed: int = 0, progress: bool = False, plots: bool = True,
-                   log: Callable[[str], None] | None = print) -> ExperimentResult:
+                   log: Callable[[str], None] | None = print, cache: str | Path | None = None) -> ExperimentResult:
     """Train and score systems on every machine type of a DCASE-layout root.
 
     Each machine type (and part: development or evaluation data) is trained on
@@ -235,6 +255,10 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         Write ROC and score-histogram PNGs.
     log : callable or None
         Where progress lines go (``print`` by default; None for silence).
+    cache : path-like, optional
+        Feature cache folder for the systems that use segment features
+        (default ``<out>/.feature_cache``); features of a clip are computed once
+        per run however many machine types use it as a pseudo-anomaly.
 
     Returns
     -------
@@ -247,7 +271,12 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
     specs = _resolve_systems(systems)
     out = Path(out)
+    from .cache import FeatureCache
+
     table = scan_root(data, machines=list(machines) if machines else None)
+    # pseudo-anomalies come from every other machine type of the root, also those not run here
+    pool = scan_root(data) if machines and any(s.outlier_exposure for s in specs) else table
+    feature_cache = FeatureCache(Path(cache) if cache is not None else out / ".feature_cache")
     families: dict[str, list[SystemSpec]] = {}
     for s in specs:
         families.setdefault(s.family, []).append(s)
@@ -264,8 +293,16 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
                                "asdkit needs the 2021-2024 naming for training data")
         for family, members in families.items():
             t0 = time.perf_counter()
-            model = members[0].build(preset, seed, device, progress)
-            model.fit(train["path"].tolist(), train["domain"].tolist())
+            model = members[0].build(preset, seed, device, progress, feature_cache)
+            kwargs = {}
+            if any(m.outlier_exposure for m in members):
+                others = pool[(pool["machine"] != machine) & (pool["part"] == part) & (pool["split"] == "train")]
+                if others.empty:
+                    raise DatasetError(f"{family} trains {machine} against the other machine types' clips, but "
+                                       f"{data} has no other machine type in {part}; add some (or use "
+                                       "--system baseline-...).")
+                kwargs["outliers"] = others
+            model.fit(train.reset_index(drop=True), train["domain"].tolist(), **kwargs)
             t1 = time.perf_counter()
             all_scores = model.score_all(test["path"].tolist())
             t2 = time.perf_counter()

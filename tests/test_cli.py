@@ -128,3 +128,25 @@ def test_demo_runs_both_baselines_and_prints_the_table(quick_root, tmp_path, cap
     table = pd.read_csv(out / "results.csv", index_col=[0, 1])
     assert set(MACHINES) <= set(table.index.get_level_values(0))
     assert list(table.columns) == ["baseline-mse", "baseline-mahala"]
+
+
+@pytest.mark.slow
+def test_run_oevae_uses_the_other_machine_types_as_outliers(quick_root, tmp_path, capsys):
+    out = tmp_path / "oevae"
+    assert main(["run", "--data", str(quick_root), "--system", "oevae", "oevae-alpha", "oevae-beta", "--preset",
+                 "quick", "--out", str(out), "--machines", "SynFan", "--device", "cpu", "--no-plots"]) == 0
+    table = pd.read_csv(out / "results.csv", index_col=[0, 1])
+    assert list(table.columns) == ["oevae", "oevae-alpha", "oevae-beta"]
+    for system in table.columns:
+        assert len(pd.read_csv(out / system / "anomaly_score_SynFan_section_00_test.csv", header=None)) == 40
+    config = json.loads((out / "config.json").read_text())
+    assert config["models"]["oevae"]["features"] == "quick"
+    assert any((out / ".feature_cache").iterdir())                  # features were cached for the run
+
+
+def test_run_oevae_needs_another_machine_type(tmp_path, capsys):
+    root = tmp_path / "one"
+    assert main(["synth", str(root), "--machines", "SynValve"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--data", str(root), "--system", "oevae", "--out", str(tmp_path / "o")]) == 2
+    assert "other machine type" in capsys.readouterr().err
