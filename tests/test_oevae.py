@@ -222,3 +222,14 @@ def test_components_for_the_sweep(fitted, split):
     k2 = det.score_all(test, n_neighbors=2)
     assert (k2["beta"] >= scores["beta"] - 1e-6).all()
     assert det.beta_normalizer(2).mean_ > det.beta_normalizer(1).mean_
+
+
+def test_ablation_table_switches_the_augmentations(quick_root):
+    from asdkit.oevae import ablation_table
+
+    variants = {"none": {"mixup": False, "smote": False}, "Mixup + SMOTE": {"mixup": True, "smote": True}}
+    t = ablation_table(quick_root, variants=variants, preset=oevae_config("quick", epochs=1), machines=["SynFan"])
+    assert list(t.index) == ["none", "Mixup + SMOTE"]
+    assert list(t.columns) == ["AUC(source)", "AUC(target)", "pAUC", "official score"]
+    assert ((t > 0) & (t <= 100)).all().all()
+    assert not np.allclose(t.loc["none"], t.loc["Mixup + SMOTE"])       # the switches change the model
