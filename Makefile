@@ -1,6 +1,9 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - make the venv, install asdkit, run the main job on the embedded quick dataset
 #   make test   - make the venv, install asdkit with its test tools, run every test and notebook
+# tests/test_browser.py drives JupyterLab in Debian's chromium (`make chromium` installs it with apt-get;
+# without it the test is skipped, except under CI) through the playwright package of the test extra.
+# No browser is ever downloaded: never run `playwright install`.
 # TORCH selects the torch wheel: on a CPU-only machine whose pip finds the CPU wheel
 # (as on the project's machines) torch==2.13.0 is that wheel; on a machine with a GPU,
 # PyPI's torch==2.13.0 is the CUDA build.
@@ -9,7 +12,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-browser chromium bench clean
 
 $(BIN)/asdkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +28,16 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+test-browser: install
+	$(BIN)/python -m pytest -m browser tests/test_browser.py
+
+# Debian's chromium, when no chromium is on the PATH (sudo only when not root)
+chromium:
+	@command -v chromium >/dev/null || { \
+	    SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 bench: install
 	$(BIN)/python bench/bench_features.py
