@@ -8,6 +8,7 @@ Subcommands::
     asdkit prepare ROOT --out DIR [--features quick|paper] [--cache DIR] [--device cpu|cuda]
     asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
     asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...] [--cache DIR]
+               [--threads N]
     asdkit systems
     asdkit demo [--data DIR] [--out DIR]
 
@@ -102,9 +103,20 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _threads(n: int | None) -> None:
+    if n is None:
+        return
+    if n < 1:
+        raise AsdkitError(f"--threads {n}: give a positive number of CPU threads.")
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def cmd_run(args) -> int:
     from .run import format_table, run_experiment
 
+    _threads(getattr(args, "threads", None))
     res = run_experiment(args.data, systems=args.system, preset=args.preset, out=args.out,
                          machines=args.machines, device=_device(args.device), seed=args.seed,
                          progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None))
@@ -200,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--seed", type=int, default=0)
     u.add_argument("--no-plots", action="store_true", help="skip the ROC and score-histogram PNGs")
     u.add_argument("--cache", type=Path, help="feature cache folder shared across runs (default: OUT/.feature_cache)")
+    u.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 on cores "
+                   "shared with other jobs, where two threads stall each other)")
     u.set_defaults(func=cmd_run)
 
     y = sub.add_parser("systems", help="list the systems 'asdkit run' knows")

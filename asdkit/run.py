@@ -348,7 +348,8 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     config = {
         "data": str(Path(data)), "systems": [s.name for s in specs], "preset": preset, "seed": seed,
         "device": device, "machines": sorted(table["machine"].unique()), "asdkit": __version__,
-        "torch": torch.__version__, "python": platform.python_version(), "timings": timings,
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "timings": timings,
         "models": model_configs,
     }
     atomic_write_bytes(out / "config.json", json.dumps(config, indent=2, default=str).encode())

@@ -60,6 +60,7 @@ def test_evaluate_scores_folder(quick_root, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["run", "--data", ".", "--out", "o", "--threads", "0"], "--threads 0"),
     (["info", "/nonexistent/root"], "does not exist"),
     (["synth", "ROOT", "--preset", "huge"], "preset"),
     (["synth", "ROOT", "--machines", "pump"], "pump"),
@@ -91,8 +92,14 @@ def test_download_list_plans_urls(capsys):
 @pytest.mark.slow
 def test_run_writes_official_files_table_config_and_plots(quick_root, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", "--data", str(quick_root), "--system", "baseline-mse", "baseline-mahala", "--preset",
-                 "quick", "--out", str(out), "--machines", "SynFan", "--device", "cpu"]) == 0
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["run", "--data", str(quick_root), "--system", "baseline-mse", "baseline-mahala", "--preset",
+                     "quick", "--out", str(out), "--machines", "SynFan", "--device", "cpu", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(before)
     printed = capsys.readouterr().out
     assert "official score" in printed
     for system in ("baseline-mse", "baseline-mahala"):
@@ -111,6 +118,7 @@ def test_run_writes_official_files_table_config_and_plots(quick_root, tmp_path, 
     assert "n/a" in (out / "results.md").read_text()
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "quick" and config["models"]["baseline"]["epochs"] > 0
+    assert config["torch_threads"] == 1
 
 
 def test_run_rejects_unknown_system(quick_root, tmp_path, capsys):
