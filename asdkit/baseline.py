@@ -45,7 +45,7 @@ import mmap
 import os
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
@@ -57,6 +57,7 @@ from torch import nn
 from .audio import load_clip
 from .engine import History, TrainConfig, fit as engine_fit, seeded, select_device
 from .errors import ConfigError
+from .presets import named_preset
 from .features import FeatureConfig, TorchFeatures
 from .metrics import gamma_threshold
 
@@ -202,17 +203,7 @@ def baseline_config(preset: str | BaselineConfig = "paper", **overrides) -> Base
     >>> baseline_config("quick", epochs=2).epochs
     2
     """
-    if isinstance(preset, BaselineConfig):
-        base = preset
-    elif isinstance(preset, str) and preset in BASELINE_PRESETS:
-        base = BASELINE_PRESETS[preset]
-    else:
-        raise ConfigError(f"unknown baseline preset {preset!r}; choose one of {sorted(BASELINE_PRESETS)} "
-                          "or pass a BaselineConfig.")
-    try:
-        return replace(base, **overrides) if overrides else base
-    except TypeError as e:
-        raise ConfigError(f"baseline_config: {e}") from None
+    return named_preset(BASELINE_PRESETS, preset, "baseline", "baseline_config", **overrides)
 
 
 # --------------------------------------------------------------------------- features

@@ -18,12 +18,13 @@ segments per clip, 64 ms Hann window (``n_fft = 1024``), 16 ms hop (256),
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE, load_clip, segment, segment_starts, standardize
 from .errors import ConfigError
+from .presets import named_preset
 
 __all__ = [
     "FeatureConfig", "FEATURE_PRESETS", "feature_config", "KINDS", "LOG_MEL_TOLERANCE_DB",
@@ -113,14 +114,7 @@ FEATURE_PRESETS = {
 
 def feature_config(preset: str | FeatureConfig = "paper", **overrides) -> FeatureConfig:
     """Return a named :class:`FeatureConfig`, optionally with some fields replaced."""
-    if isinstance(preset, FeatureConfig):
-        base = preset
-    else:
-        try:
-            base = FEATURE_PRESETS[preset]
-        except KeyError:
-            raise ConfigError(f"unknown feature preset {preset!r}; choose one of {sorted(FEATURE_PRESETS)}") from None
-    return replace(base, **overrides) if overrides else base
+    return named_preset(FEATURE_PRESETS, preset, "feature", "feature_config", **overrides)
 
 
 def feature_shape(kind: str, config: FeatureConfig) -> tuple[int, ...]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -40,6 +40,7 @@ from torch import nn
 from .augment import mixup, smote
 from .engine import History, TrainConfig, fit as engine_fit, seeded, select_device
 from .errors import ConfigError, DatasetError
+from .presets import named_preset
 from .features import FEATURE_PRESETS, FeatureConfig, extract
 from .metrics import gamma_threshold
 from .resnet import ResNet18
@@ -166,17 +167,7 @@ def oevae_config(preset: str | OEVAEConfig = "paper", **overrides) -> OEVAEConfi
     >>> oevae_config("quick", epochs=1).epochs
     1
     """
-    if isinstance(preset, OEVAEConfig):
-        base = preset
-    elif isinstance(preset, str) and preset in OEVAE_PRESETS:
-        base = OEVAE_PRESETS[preset]
-    else:
-        raise ConfigError(f"unknown OEVAE preset {preset!r}; choose one of {sorted(OEVAE_PRESETS)} "
-                          "or pass an OEVAEConfig.")
-    try:
-        return replace(base, **overrides) if overrides else base
-    except TypeError as e:
-        raise ConfigError(f"oevae_config: {e}") from None
+    return named_preset(OEVAE_PRESETS, preset, "OEVAE", "oevae_config", **overrides)
 
 
 # --------------------------------------------------------------------------- the attribute value v

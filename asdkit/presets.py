@@ -1,0 +1,44 @@
+"""Named, frozen settings: one lookup for every family of presets (features, baseline, OEVAE, ...)."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Mapping, TypeVar
+
+from .errors import ConfigError
+
+__all__ = ["named_preset"]
+
+T = TypeVar("T")
+
+
+def named_preset(presets: Mapping[str, T], preset, what: str, caller: str, **overrides) -> T:
+    """``presets[preset]`` (or ``preset`` itself when it is already a settings object), with fields replaced.
+
+    Parameters
+    ----------
+    presets : mapping of name to a frozen dataclass instance
+    preset : str or an instance of the presets' class
+    what : str
+        Which settings, for the error message (``"baseline"`` -> "unknown baseline preset ...").
+    caller : str
+        The public function asked (``"baseline_config"``), named in the error for an unknown field.
+    **overrides
+        Fields to replace (:func:`dataclasses.replace`).
+
+    Raises
+    ------
+    ConfigError
+        An unknown name or an unknown field.
+    """
+    cls = type(next(iter(presets.values())))
+    if isinstance(preset, cls):
+        base = preset
+    elif isinstance(preset, str) and preset in presets:
+        base = presets[preset]
+    else:
+        raise ConfigError(f"unknown {what} preset {preset!r}; choose one of {sorted(presets)} "
+                          f"or pass a {cls.__name__}.")
+    try:
+        return replace(base, **overrides) if overrides else base
+    except TypeError as e:
+        raise ConfigError(f"{caller}: {e}") from None
