@@ -622,6 +622,11 @@ class OEVAEDetector:
                 out.append(self.net_(x).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.config_.embedding_dim), np.float32)
 
+    def _alpha(self, emb: np.ndarray, n_clips: int, n_seg: int) -> np.ndarray:
+        """Clip alpha: ``-log p(mu_c)`` of each segment embedding, averaged over the clip's segments."""
+        nll = self.net_.vae.nll_zc(torch.from_numpy(self._latent_mu(emb))).numpy()
+        return nll.reshape(n_clips, n_seg).mean(axis=1)
+
     def _latent_mu(self, emb: np.ndarray) -> np.ndarray:
         self.net_.eval()
         with torch.inference_mode():
@@ -733,8 +738,7 @@ class OEVAEDetector:
         n_real = n_clips * n_seg
         self._n_segments = n_seg
         beta = self.knn_.training_scores(n_real).reshape(n_clips, n_seg).mean(axis=1)
-        alpha = self.net_.vae.nll_zc(torch.from_numpy(self._latent_mu(emb[:n_real]))).numpy()
-        alpha = alpha.reshape(n_clips, n_seg).mean(axis=1)
+        alpha = self._alpha(emb[:n_real], n_clips, n_seg)
         self.normalizers_ = {"alpha": ScoreNormalizer().fit(alpha), "beta": ScoreNormalizer().fit(beta)}
         self.train_scores_ = {"alpha": alpha, "beta": beta, "oevae": self.combine(alpha, beta)}
         self.thresholds_ = {k: gamma_threshold(s, 0.9) for k, s in self.train_scores_.items()}
@@ -796,7 +800,7 @@ class OEVAEDetector:
         emb = self.embed(X)
         n, s, d = emb.shape
         flat = emb.reshape(n * s, d)
-        alpha = self.net_.vae.nll_zc(torch.from_numpy(self._latent_mu(flat))).numpy().reshape(n, s).mean(axis=1)
+        alpha = self._alpha(flat, n, s)
         k = self.knn_.n_neighbors if n_neighbors is None else int(n_neighbors)
         beta = self._knn(k).score(flat).reshape(n, s).mean(axis=1)
         combined = (self.config_.w * self.normalizers_["alpha"].transform(alpha)
