@@ -57,13 +57,20 @@ class SystemSpec:
         Which of the family model's ``score_all`` outputs is this system's score.
     description : str
     build : callable
-        ``build(preset, seed, device, progress, cache) -> estimator`` with
-        ``fit(train_table, domains[, outliers=])``, ``score_all(paths) -> dict``
+        ``build(preset, seed, device, progress, cache, context) -> estimator`` with
+        ``fit(train_table, domains[, outliers=][, members=])``, ``score_all(paths) -> dict``
         and ``thresholds_`` (dict of score_key to float). ``cache`` is a
-        :class:`~asdkit.cache.FeatureCache` or None.
+        :class:`~asdkit.cache.FeatureCache` or None; ``context`` is a dict that
+        lives for one run (a model trained on the whole root is kept there and
+        serves every machine type).
     outlier_exposure : bool
         ``fit`` also gets ``outliers=``: the training clips of the root's other
-        machine types (same part), as pseudo-anomalies.
+        machine types (same part): pseudo-anomalies for OEVAE, more classes for
+        the classifier.
+    needs : tuple of str
+        Families whose fitted models (of the same machine type) ``fit`` gets as
+        ``members={family: model}``; a run fits them first, also when none of
+        their systems was asked for.
     """
 
     name: str
@@ -72,6 +79,7 @@ class SystemSpec:
     description: str
     build: Callable = field(repr=False, compare=False)
     outlier_exposure: bool = False
+    needs: tuple = ()
 
 
 SYSTEMS: dict[str, SystemSpec] = {}
@@ -83,16 +91,28 @@ def register_system(spec: SystemSpec) -> SystemSpec:
     return spec
 
 
-def _build_baseline(preset: str, seed: int, device: str, progress: bool, cache=None):
+def _build_baseline(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
     from .baseline import AutoencoderBaseline
 
     return AutoencoderBaseline(preset=preset, seed=seed, device=device, progress=progress)
 
 
-def _build_oevae(preset: str, seed: int, device: str, progress: bool, cache=None):
+def _build_oevae(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
     from .oevae import OEVAEDetector
 
     return OEVAEDetector(preset=preset, seed=seed, device=device, progress=progress, cache=cache)
+
+
+def _build_classifier(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
+    from .classifier import ClassifierDetector
+
+    return ClassifierDetector(preset=preset, seed=seed, device=device, progress=progress, memo=context)
+
+
+def _build_ensemble(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
+    from .ensemble import EnsembleDetector
+
+    return EnsembleDetector()
 
 
 register_system(SystemSpec("baseline-mse", "baseline", "mse",
@@ -109,6 +129,13 @@ register_system(SystemSpec("oevae-alpha", "oevae", "alpha",
 register_system(SystemSpec("oevae-beta", "oevae", "beta",
                            "OEVAE, beta only: KNN distance of the ResNet18 embeddings to the normal training data",
                            _build_oevae, outlier_exposure=True))
+register_system(SystemSpec("classifier", "classifier", "classifier",
+                           "classification-based model: FFT, mel and phase branches, Sub-Cluster AdaCos, FeatEx, "
+                           "Mixup; one network for the root, k-means/cosine scoring per machine type",
+                           _build_classifier, outlier_exposure=True))
+register_system(SystemSpec("ensemble", "ensemble", "ensemble",
+                           "classifier + OEVAE, each standardised by its training clips' scores, equal weights",
+                           _build_ensemble, needs=("classifier", "oevae")))
 
 
 @dataclass
@@ -274,12 +301,17 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     from .cache import FeatureCache
 
     table = scan_root(data, machines=list(machines) if machines else None)
-    # pseudo-anomalies come from every other machine type of the root, also those not run here
-    pool = scan_root(data) if machines and any(s.outlier_exposure for s in specs) else table
     feature_cache = FeatureCache(Path(cache) if cache is not None else out / ".feature_cache")
     families: dict[str, list[SystemSpec]] = {}
     for s in specs:
+        for need in s.needs:                       # fitted first, written only when asked for
+            families.setdefault(need, [])
         families.setdefault(s.family, []).append(s)
+    builders = {f: (members[0] if members else next(s for s in SYSTEMS.values() if s.family == f))
+                for f, members in families.items()}
+    context: dict = {}
+    # pseudo-anomalies / extra classes come from every other machine type of the root, also those not run here
+    pool = scan_root(data) if machines and any(b.outlier_exposure for b in builders.values()) else table
 
     rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
     histories, timings, model_configs = {}, {}, {}
@@ -291,11 +323,15 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         if train["domain"].isna().any():
             raise DatasetError(f"{machine} ({part}): training clips without a domain in their names; "
                                "asdkit needs the 2021-2024 naming for training data")
+        models = {}
         for family, members in families.items():
+            builder = builders[family]
             t0 = time.perf_counter()
-            model = members[0].build(preset, seed, device, progress, feature_cache)
+            model = builder.build(preset, seed, device, progress, feature_cache, context)
             kwargs = {}
-            if any(m.outlier_exposure for m in members):
+            if builder.needs:
+                kwargs["members"] = {f: models[f] for f in builder.needs}
+            if builder.outlier_exposure:
                 others = pool[(pool["machine"] != machine) & (pool["part"] == part) & (pool["split"] == "train")]
                 if others.empty:
                     raise DatasetError(f"{family} trains {machine} against the other machine types' clips, but "
@@ -303,6 +339,7 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
                                        "--system baseline-...).")
                 kwargs["outliers"] = others
             model.fit(train.reset_index(drop=True), train["domain"].tolist(), **kwargs)
+            models[family] = model
             t1 = time.perf_counter()
             all_scores = model.score_all(test["path"].tolist())
             t2 = time.perf_counter()

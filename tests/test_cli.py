@@ -158,3 +158,24 @@ def test_run_oevae_needs_another_machine_type(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", "--data", str(root), "--system", "oevae", "--out", str(tmp_path / "o")]) == 2
     assert "other machine type" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_classifier_and_ensemble(quick_root, tmp_path, capsys):
+    out = tmp_path / "ens"
+    assert main(["run", "--data", str(quick_root), "--system", "classifier", "ensemble", "--preset", "quick",
+                 "--out", str(out), "--device", "cpu", "--no-plots", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "oevae      SynFan (dev): trained" in printed       # the ensemble's other member
+    table = pd.read_csv(out / "results.csv", index_col=[0, 1])
+    assert list(table.columns) == ["classifier", "ensemble"]
+    assert set(table.index.get_level_values(0)) >= set(MACHINES)
+    for system in table.columns:
+        for machine in MACHINES:
+            scores = pd.read_csv(out / system / f"anomaly_score_{machine}_section_00_test.csv", header=None)
+            assert len(scores) == 40 and scores[1].notna().all()
+    assert not (out / "oevae").exists()                 # fitted for the ensemble, not written
+    # one network for the whole root: trained once, then reused for the second machine type
+    config = json.loads((out / "config.json").read_text())
+    assert config["models"]["classifier"]["branches"] == ["fft", "mel", "phase"]
+    assert config["timings"]["classifier/SynValve/dev"]["fit_s"] < config["timings"]["classifier/SynFan/dev"]["fit_s"]
