@@ -12,7 +12,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-browser chromium bench clean
+.PHONY: install demo test test-browser chromium bench bench-systems clean
 
 $(BIN)/asdkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ bench: install
 	$(BIN)/python bench/bench_features.py
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_baseline.py --preset cpu
+	$(BIN)/python bench/bench_oevae.py
+
+# every system of `asdkit run` on the embedded paper dataset with the cpu preset (about 30 min on 2 cores)
+bench-systems: install
+	test -d data/paper || $(BIN)/asdkit synth data/paper --preset paper
+	$(BIN)/python bench/bench_systems.py --data data/paper --preset cpu --out runs/all-paper-cpu
 
 clean:
 	rm -rf runs data/quick .asdkit_cache

@@ -268,9 +268,10 @@ class SpectrogramBranch(nn.Module):
 class FFTBranch(nn.Module):
     """1-D convolutional branch over an FFT magnitude: ``(batch, bins) -> (batch, embedding_dim)``.
 
-    Three strided convolutions with large kernels (about 1/64, then 1/8 and 1/4
-    of the remaining length, as in Wilkinghoff's FFT branch), flattened, then
-    two linear layers. PReLU after every layer, no biases.
+    Three strided convolutions with large kernels and strides (kernel about
+    1/64 of the bins with stride a quarter of it, then kernel 16 stride 8, then
+    kernel 8 stride 4, after Wilkinghoff's FFT branch), flattened, then two
+    linear layers. PReLU after every layer, no biases.
     """
 
     def __init__(self, n_bins: int, channels: int = 128, embedding_dim: int = 128):
@@ -381,8 +382,9 @@ class SubClusterAdaCos(nn.Module):
         self.register_buffer("scale", torch.tensor(math.sqrt(2.0) * math.log(n_classes * sub_clusters - 1)))
 
     def cosines(self, emb: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_classes, sub_clusters)`` cosine similarities."""
-        cos = F.normalize(emb.float(), dim=-1) @ F.normalize(self.centres, dim=-1).T
+        """``(batch, n_classes, sub_clusters)`` cosine similarities, in float32 also under autocast."""
+        with torch.autocast(emb.device.type, enabled=False):
+            cos = F.normalize(emb.float(), dim=-1) @ F.normalize(self.centres.float(), dim=-1).T
         return cos.reshape(-1, self.n_classes, self.sub_clusters)
 
     def forward(self, emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -397,9 +399,10 @@ class SubClusterAdaCos(nn.Module):
                 new = torch.log(b_avg.clamp_min(1e-12)) / torch.cos(torch.clamp(theta, max=math.pi / 4))
                 if torch.isfinite(new) and new > 0:
                     self.scale.copy_(new)
-        logp = torch.log_softmax(self.scale * cos.reshape(cos.shape[0], -1), dim=-1)
-        class_logp = torch.logsumexp(logp.reshape(cos.shape), dim=-1)
-        return -(target * class_logp).sum(-1).mean()
+        with torch.autocast(emb.device.type, enabled=False):
+            logp = torch.log_softmax(self.scale * cos.reshape(cos.shape[0], -1), dim=-1)
+            class_logp = torch.logsumexp(logp.reshape(cos.shape), dim=-1)
+            return -(target.float() * class_logp).sum(-1).mean()
 
     def predict(self, emb: torch.Tensor) -> torch.Tensor:
         """The most likely class of each embedding."""
@@ -435,8 +438,9 @@ def featex(embeddings: Sequence[torch.Tensor], y: torch.Tensor, *, p: float = 0.
         Concatenated embeddings, extended labels and which samples were exchanged.
     """
     n = y.shape[0]
-    swap = (torch.rand(n, generator=generator) < p).to(y.device)
     rev = torch.arange(n - 1, -1, -1, device=y.device)
+    # the middle sample of an odd batch would pair with itself: it is never exchanged
+    swap = (torch.rand(n, generator=generator) < p).to(y.device) & (rev != torch.arange(n, device=y.device))
     out = [embeddings[0]]
     for e in embeddings[1:]:
         out.append(torch.where(swap[:, None], e[rev], e))
@@ -626,6 +630,10 @@ class ClassifierDetector:
         Trained networks keyed by their training clips, settings and seed:
         ``asdkit run`` passes one per run, so the network trained on a root's
         training clips serves every machine type of it.
+    branches : sequence of str, optional
+        Score with these branches' parts of the embedding only (default: all
+        of the network's); shows what each branch contributes without
+        training again.
 
     Attributes
     ----------
@@ -635,8 +643,10 @@ class ClassifierDetector:
         and every target training embedding (unit length).
     train_scores_ : dict
         ``{"classifier": ndarray}``, per training clip of the machine type:
-        for source clips the smallest cosine distance to the centroids and the
-        target embeddings, for target clips the same without the clip itself.
+        for source clips the smallest cosine distance to centroids fitted on
+        the other source clips (5 folds) and to the target embeddings, for
+        target clips the distance to the centroids and the other target
+        embeddings: no clip is scored against itself.
     thresholds_ : dict
         ``{"classifier": 90th percentile of train_scores_}``.
     history_ : History
@@ -644,7 +654,9 @@ class ClassifierDetector:
     """
 
     def __init__(self, preset: str | ClassifierConfig = "quick", seed: int = 0, device: str = "auto", *,
-                 progress: bool = False, models: list | None = None, memo: dict | None = None):
+                 progress: bool = False, models: list | None = None, memo: dict | None = None,
+                 branches: Sequence[str] | None = None):
+        self.branches = branches
         self.preset = preset
         self.seed = seed
         self.device = device
@@ -654,11 +666,17 @@ class ClassifierDetector:
 
     # ---- networks
     def _networks(self, pool: pd.DataFrame) -> list:
+        from dataclasses import replace
+
         config = self.config_
+        # the same clips in the same order, whichever machine type asked first
+        pool = pool.assign(_key=pool["path"].astype(str)).sort_values("_key", kind="stable").drop(columns="_key")
+        pool = pool.reset_index(drop=True)
+        training_fields = replace(config, n_clusters=1, n_models=1)       # scoring-only fields do not retrain
         out = []
         for i in range(config.n_models):
             seed = int(self.seed) + i
-            key = ("classifier", config, seed, tuple(sorted(pool["path"].astype(str))))
+            key = ("classifier", training_fields, seed, tuple(pool["path"].astype(str)))
             if self.memo is not None and key in self.memo:
                 out.append(self.memo[key])
                 continue
@@ -674,12 +692,14 @@ class ClassifierDetector:
         Returns
         -------
         ndarray of shape (n_models, n_clips, embedding_dim)
+            ``embedding_dim`` counts the scored branches only (``branches=``).
         """
         self._check_models()
         paths, _ = _paths_and_sections(X)
         fc = self.config_.feature_config
         device = select_device(self.device)
-        out = np.zeros((len(self.models_), len(paths), self.config_.total_embedding_dim), np.float32)
+        cols = self._columns()
+        out = np.zeros((len(self.models_), len(paths), len(cols)), np.float32)
         per = max(1, batch // fc.n_segments)
         for j, m in enumerate(self.models_):
             m.net.to(device).eval()
@@ -689,8 +709,20 @@ class ClassifierDetector:
                                      for p in paths[s:s + per]])
                     x = torch.from_numpy(segs.reshape(-1, segs.shape[-1])).to(device)
                     e = m.net(x).float().cpu().numpy().reshape(len(segs), fc.n_segments, -1)
-                    out[j, s:s + len(segs)] = _unit(e.mean(axis=1))
+                    out[j, s:s + len(segs)] = _unit(e.mean(axis=1)[:, cols])
         return out
+
+    def _columns(self) -> np.ndarray:
+        """Indices of the embedding entries of the scored branches."""
+        c = self.config_
+        if self.branches is None:
+            return np.arange(c.total_embedding_dim)
+        wanted = [self.branches] if isinstance(self.branches, str) else list(self.branches)
+        missing = [b for b in wanted if b not in c.branches]
+        if missing or not wanted:
+            raise ConfigError(f"ClassifierDetector: branches={self.branches!r}; the network has {list(c.branches)}.")
+        d = c.embedding_dim
+        return np.concatenate([np.arange(c.branches.index(b) * d, (c.branches.index(b) + 1) * d) for b in wanted])
 
     def _check_models(self) -> None:
         if not hasattr(self, "models_"):
@@ -714,11 +746,10 @@ class ClassifierDetector:
         -------
         self
         """
-        from sklearn.cluster import KMeans
-
         self.config_ = classifier_config(self.preset)
         if not isinstance(X, pd.DataFrame) or "domain" not in X.columns:
-            raise ConfigError("ClassifierDetector.fit needs a clip table (asdkit.scan_root rows) of the training clips.")
+            raise ConfigError("ClassifierDetector.fit needs a clip table (asdkit.scan_root rows) of the training "
+                              "clips.")
         if X["domain"].isna().any():
             raise ConfigError("ClassifierDetector.fit: every training clip needs its domain (2021-2024 file names).")
         train = X.reset_index(drop=True)
@@ -727,7 +758,9 @@ class ClassifierDetector:
             if not self.models_:
                 raise ConfigError("ClassifierDetector: models= is an empty list.")
             self.config_ = self.models_[0].config
+            self._columns()
         else:
+            self._columns()
             pool = train
             if outliers is not None:
                 if not isinstance(outliers, pd.DataFrame):
@@ -747,13 +780,7 @@ class ClassifierDetector:
             for j in range(len(self.models_)):
                 src = emb[j][(sections == sec) & (domain == "source")]
                 tgt = emb[j][(sections == sec) & (domain == "target")]
-                if len(src):
-                    k = min(self.config_.n_clusters, len(src))
-                    km = KMeans(n_clusters=k, n_init=3, random_state=int(self.seed)).fit(src)
-                    cents = _unit(km.cluster_centers_)
-                else:
-                    cents = np.zeros((0, emb.shape[-1]), np.float32)
-                sm = _SectionModel(cents.astype(np.float32), tgt)
+                sm = _SectionModel(self._centroids(src), tgt)
                 models.append(sm)
                 idx = np.flatnonzero(sections == sec)
                 d = self._distances(sm, emb[j][idx])
@@ -763,10 +790,32 @@ class ClassifierDetector:
                     own = len(sm.centroids) + np.arange(len(pos))
                     d[pos, own] = np.inf
                 train_scores[j, idx] = d.min(axis=1)
+                # source clips: against centroids fitted without them (5 folds), not their own
+                src_pos = np.flatnonzero(~is_tgt)
+                if len(src_pos) >= 2:
+                    rng = np.random.default_rng(int(self.seed))
+                    fold = rng.permutation(len(src_pos)) % min(5, len(src_pos))
+                    for f in np.unique(fold):
+                        held = src_pos[fold == f]
+                        cv = _SectionModel(self._centroids(emb[j][idx][src_pos[fold != f]]), tgt)
+                        train_scores[j, idx[held]] = self._distances(cv, emb[j][idx[held]]).min(axis=1)
+            if not np.isfinite(train_scores[:, sections == sec]).all():
+                raise ConfigError(f"ClassifierDetector: section {sec} has a single training clip; a clip cannot be "
+                                  "scored against the others. Give each section at least two training clips.")
             self.sections_[sec] = models
         self.train_scores_ = {"classifier": train_scores.mean(axis=0)}
         self.thresholds_ = {"classifier": float(np.percentile(self.train_scores_["classifier"], 90))}
         return self
+
+    def _centroids(self, src: np.ndarray) -> np.ndarray:
+        """Unit-length k-means centroids of source embeddings (k = n_clusters, at most one per clip)."""
+        from sklearn.cluster import KMeans
+
+        if not len(src):
+            return np.zeros((0, src.shape[-1]), np.float32)
+        k = min(self.config_.n_clusters, len(src))
+        km = KMeans(n_clusters=k, n_init=3, random_state=int(self.seed)).fit(src)
+        return _unit(km.cluster_centers_).astype(np.float32)
 
     @staticmethod
     def _distances(sm: _SectionModel, emb: np.ndarray) -> np.ndarray:

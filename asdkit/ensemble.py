@@ -82,7 +82,10 @@ class EnsembleDetector:
             raise ConfigError("EnsembleDetector needs at least two fitted members, e.g. "
                               "{'classifier': ClassifierDetector(...).fit(...), 'oevae': OEVAEDetector(...).fit(...)}.")
         keys = {name: (self.keys or {}).get(name, name) for name in members}
-        weights = {name: float((self.weights or {}).get(name, 1.0)) for name in members}
+        try:
+            weights = {name: float((self.weights or {}).get(name, 1.0)) for name in members}
+        except (TypeError, ValueError):
+            raise ConfigError(f"EnsembleDetector: weights must be numbers, got {self.weights!r}.") from None
         unknown = sorted(set(self.weights or {}) - set(members))
         if unknown:
             raise ConfigError(f"EnsembleDetector: weights for {unknown}, which are not members ({sorted(members)}).")
@@ -181,9 +184,13 @@ def evaluate_weights(components: pd.DataFrame, weights: float | Mapping[str, flo
         The official score.
     """
     a, b = _members(components)[:2]
+    if not np.isscalar(weights):
+        missing = sorted(set(components["machine"]) - set(weights))
+        if missing:
+            raise ConfigError(f"evaluate_weights: no weight for {missing}; give one per machine type or a single w.")
     rows = []
     for (machine, section), sub in components.groupby(["machine", "section"], sort=True):
-        w = float(weights if np.isscalar(weights) else weights.get(machine, 0.5))
+        w = float(weights if np.isscalar(weights) else weights[machine])
         if not 0 <= w <= 1:
             raise ConfigError(f"weight {w!r} for {machine}: must lie in [0, 1].")
         s = w * sub[a].to_numpy() + (1 - w) * sub[b].to_numpy()

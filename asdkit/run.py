@@ -86,9 +86,33 @@ SYSTEMS: dict[str, SystemSpec] = {}
 
 
 def register_system(spec: SystemSpec) -> SystemSpec:
-    """Add a system to :data:`SYSTEMS` (later issues' models register here)."""
+    """Add a system to :data:`SYSTEMS`; the families it ``needs`` must be registered already."""
+    known = {s.family for s in SYSTEMS.values()}
+    missing = [f for f in spec.needs if f not in known]
+    if missing:
+        raise ConfigError(f"system {spec.name!r} needs the famil(ies) {missing}, which no registered system has; "
+                          "register those first.")
     SYSTEMS[spec.name] = spec
     return spec
+
+
+class _ScoreMemo:
+    """A fitted model whose last ``score_all`` of a list of paths is kept (the ensemble scores them again)."""
+
+    def __init__(self, model):
+        self.model = model
+        self._last = None
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def score_all(self, X):
+        if isinstance(X, list) and self._last is not None and self._last[0] == X:
+            return self._last[1]
+        out = self.model.score_all(X)
+        if isinstance(X, list):
+            self._last = (list(X), out)
+        return out
 
 
 def _build_baseline(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
@@ -155,6 +179,9 @@ class ExperimentResult:
     timings : dict
         Seconds per ``(family, machine)`` for fitting and scoring.
     out : Path
+    models : dict
+        ``(family, machine) -> fitted model`` (for a look inside in a notebook:
+        embeddings, training scores, an ensemble's member scores).
     """
 
     evaluations: dict
@@ -163,6 +190,7 @@ class ExperimentResult:
     histories: dict
     timings: dict
     out: Path
+    models: dict = field(default_factory=dict)
 
 
 def _resolve_systems(systems: Sequence[str] | str) -> list[SystemSpec]:
@@ -314,7 +342,7 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     pool = scan_root(data) if machines and any(b.outlier_exposure for b in builders.values()) else table
 
     rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
-    histories, timings, model_configs = {}, {}, {}
+    histories, timings, model_configs, fitted_models = {}, {}, {}, {}
     for (machine, part), sub in table.groupby(["machine", "part"], sort=True):
         train, test = sub[sub["split"] == "train"], sub[sub["split"] == "test"]
         if train.empty or test.empty:
@@ -332,16 +360,14 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
             if builder.needs:
                 kwargs["members"] = {f: models[f] for f in builder.needs}
             if builder.outlier_exposure:
-                others = pool[(pool["machine"] != machine) & (pool["part"] == part) & (pool["split"] == "train")]
-                if others.empty:
-                    raise DatasetError(f"{family} trains {machine} against the other machine types' clips, but "
-                                       f"{data} has no other machine type in {part}; add some (or use "
-                                       "--system baseline-...).")
-                kwargs["outliers"] = others
+                # may be empty: a model that cannot do without (OEVAE) says so itself
+                kwargs["outliers"] = pool[(pool["machine"] != machine) & (pool["part"] == part)
+                                          & (pool["split"] == "train")].reset_index(drop=True)
             model.fit(train.reset_index(drop=True), train["domain"].tolist(), **kwargs)
-            models[family] = model
+            fitted_models[(family, machine)] = model
+            models[family] = _ScoreMemo(model)
             t1 = time.perf_counter()
-            all_scores = model.score_all(test["path"].tolist())
+            all_scores = models[family].score_all(test["path"].tolist())
             t2 = time.perf_counter()
             timings[f"{family}/{machine}/{part}"] = {"fit_s": round(t1 - t0, 2), "score_s": round(t2 - t1, 2)}
             if getattr(model, "history_", None) is not None:
@@ -391,4 +417,4 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     }
     atomic_write_bytes(out / "config.json", json.dumps(config, indent=2, default=str).encode())
     return ExperimentResult(evaluations=evaluations, table=combined, scores=scores, histories=histories,
-                            timings=timings, out=out)
+                            timings=timings, out=out, models=fitted_models)

@@ -16,7 +16,6 @@ import argparse
 import sys
 import time
 
-import numpy as np
 import torch
 
 from asdkit.engine import select_device, seeded

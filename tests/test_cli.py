@@ -175,6 +175,10 @@ def test_run_classifier_and_ensemble(quick_root, tmp_path, capsys):
             scores = pd.read_csv(out / system / f"anomaly_score_{machine}_section_00_test.csv", header=None)
             assert len(scores) == 40 and scores[1].notna().all()
     assert not (out / "oevae").exists()                 # fitted for the ensemble, not written
+    # the ensemble is neither member alone: its ranking differs from the classifier's
+    clf = pd.read_csv(out / "classifier" / "anomaly_score_SynFan_section_00_test.csv", header=None)[1]
+    ens = pd.read_csv(out / "ensemble" / "anomaly_score_SynFan_section_00_test.csv", header=None)[1]
+    assert 0.2 < clf.corr(ens, method="spearman") < 0.99
     # one network for the whole root: trained once, then reused for the second machine type
     config = json.loads((out / "config.json").read_text())
     assert config["models"]["classifier"]["branches"] == ["fft", "mel", "phase"]

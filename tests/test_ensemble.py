@@ -85,7 +85,9 @@ def test_per_machine_weights():
     with pytest.raises(ConfigError, match="two member"):
         evaluate_weights(comp.drop(columns="b"), 0.5)
     with pytest.raises(ConfigError, match="must lie"):
-        evaluate_weights(comp, {"M1": 2.0})
+        evaluate_weights(comp, {"M1": 2.0, "M2": 0.5})
+    with pytest.raises(ConfigError, match="no weight for"):
+        evaluate_weights(comp, {"M1": 0.5})
 
 
 def test_widget_redraws():
