@@ -878,7 +878,7 @@ def ablation_table(table: pd.DataFrame, *, variants: dict | None = None, preset:
         pAUC over machine types, the official score, and the final training
         loss and accuracy.
     """
-    from .metrics import floored_hmean, official_score, section_metrics
+    from .metrics import section_metrics, summary_percent
 
     variants = BRANCH_VARIANTS if variants is None else variants
     train = table[table["split"] == "train"].reset_index(drop=True)
@@ -897,8 +897,5 @@ def ablation_table(table: pd.DataFrame, *, variants: dict | None = None, preset:
             per.append({"machine": machine, **section_metrics(y, det.score_samples(t), t["domain"].to_numpy())})
         t = pd.DataFrame(per)
         last = model.epoch_log.iloc[-1]
-        rows[name] = {"AUC(source)": 100 * floored_hmean(t["auc_source"]),
-                      "AUC(target)": 100 * floored_hmean(t["auc_target"]),
-                      "pAUC": 100 * floored_hmean(t["pauc"]), "official score": 100 * official_score(t),
-                      "final loss": float(last["loss"]), "train accuracy (%)": 100 * float(last["accuracy"])}
+        rows[name] = {**summary_percent(t), "final loss": float(last["loss"]), "train accuracy (%)": 100 * float(last["accuracy"])}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("variant")

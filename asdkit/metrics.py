@@ -43,7 +43,7 @@ from .errors import ConfigError
 __all__ = [
     "EPS", "MAX_FPR", "DOMAINS", "METRIC_COLUMNS",
     "domain_auc", "auc_source_target", "pauc", "section_metrics", "decision_metrics",
-    "official_values", "official_score", "arithmetic_mean", "floored_hmean",
+    "official_values", "official_score", "summary_percent", "arithmetic_mean", "floored_hmean",
     "JackknifeResult", "jackknife_interval", "evaluator_ci95", "gamma_threshold",
 ]
 
@@ -384,6 +384,32 @@ def official_score(per_section: pd.DataFrame | Mapping[str, Sequence[float]], *,
     0.5
     """
     return floored_hmean(official_values(per_section), eps)
+
+
+def summary_percent(per_section: pd.DataFrame) -> dict[str, float]:
+    """Harmonic means over sections of AUC(source), AUC(target) and pAUC, and the official score, in %.
+
+    Parameters
+    ----------
+    per_section : DataFrame
+        One row per machine type and section with columns ``auc_source``,
+        ``auc_target`` and ``pauc`` (in [0, 1]).
+
+    Returns
+    -------
+    dict
+        ``{"AUC(source)", "AUC(target)", "pAUC", "official score"}``, each in %.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"auc_source": [1.0, 0.5], "auc_target": [0.25, 0.5], "pauc": [1.0, 0.5]})
+    >>> {k: round(v, 2) for k, v in summary_percent(t).items()}
+    {'AUC(source)': 66.67, 'AUC(target)': 33.33, 'pAUC': 66.67, 'official score': 50.0}
+    """
+    return {"AUC(source)": 100 * floored_hmean(per_section["auc_source"]),
+            "AUC(target)": 100 * floored_hmean(per_section["auc_target"]),
+            "pAUC": 100 * floored_hmean(per_section["pauc"]),
+            "official score": 100 * official_score(per_section)}
 
 
 def arithmetic_mean(per_section: pd.DataFrame | Mapping[str, Sequence[float]]) -> float:

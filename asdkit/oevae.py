@@ -851,7 +851,7 @@ def ablation_table(table: pd.DataFrame, *, variants: dict | None = None, preset:
         One row per variant: harmonic means over machine types of AUC(source),
         AUC(target), pAUC and the official score, in %.
     """
-    from .metrics import floored_hmean, official_score, section_metrics
+    from .metrics import section_metrics, summary_percent
 
     variants = AUGMENTATION_VARIANTS if variants is None else variants
     machines = sorted(table["machine"].unique()) if machines is None else list(machines)
@@ -869,7 +869,5 @@ def ablation_table(table: pd.DataFrame, *, variants: dict | None = None, preset:
             y = (test["label"] == "anomaly").to_numpy().astype(int)
             per.append({"machine": machine, **section_metrics(y, s, test["domain"].to_numpy())})
         t = pd.DataFrame(per)
-        rows[name] = {"AUC(source)": 100 * floored_hmean(t["auc_source"]),
-                      "AUC(target)": 100 * floored_hmean(t["auc_target"]),
-                      "pAUC": 100 * floored_hmean(t["pauc"]), "official score": 100 * official_score(t)}
+        rows[name] = summary_percent(t)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("augmentation")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .metrics import floored_hmean, official_score, section_metrics
+from .metrics import floored_hmean, official_score, section_metrics, summary_percent
 
 __all__ = ["oevae_components", "combine", "evaluate_weight", "sweep_table", "sweep_widget"]
 
@@ -124,13 +124,8 @@ def sweep_table(components: pd.DataFrame, ws: Sequence[float] = tuple(np.round(n
     out = {}
     for k in ks:
         for w in ws:
-            table, score = evaluate_weight(components, float(w), int(k))
-            out[(int(k), float(w))] = {
-                "AUC(source)": 100 * floored_hmean(table["auc_source"]),
-                "AUC(target)": 100 * floored_hmean(table["auc_target"]),
-                "pAUC": 100 * floored_hmean(table["pauc"]),
-                "official score": 100 * score,
-            }
+            table, _ = evaluate_weight(components, float(w), int(k))
+            out[(int(k), float(w))] = summary_percent(table)
     frame = pd.DataFrame.from_dict(out, orient="index")
     frame.index = pd.MultiIndex.from_tuples(frame.index, names=["k", "w"])
     return frame

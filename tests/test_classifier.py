@@ -233,3 +233,18 @@ def test_errors(quick_root):
         ClassifierDetector("quick").fit(fan, outliers=list(fan.path))
     with pytest.raises(ConfigError, match="branches="):                   # before any training
         ClassifierDetector("quick", branches=["cqt"]).fit(fan, outliers=train[train.machine != "SynFan"])
+
+
+def test_ablation_table(quick_root):
+    from asdkit.classifier import ablation_table
+
+    config = classifier_config("quick", epochs=1, embedding_dim=16)
+    table = ablation_table(quick_root, variants={"all": {}, "FFT + mel": {"branches": ("fft", "mel")}},
+                           preset=config, device="cpu")
+    assert list(table.index) == ["all", "FFT + mel"]
+    assert list(table.columns) == ["AUC(source)", "AUC(target)", "pAUC", "official score", "final loss",
+                                   "train accuracy (%)"]
+    assert ((table.iloc[:, :4] >= 0) & (table.iloc[:, :4] <= 100)).all().all()
+    assert table.loc["all", "official score"] != table.loc["FFT + mel", "official score"]
+    with pytest.raises(ConfigError, match="known labels"):
+        ablation_table(quick_root.assign(label=None), variants={"all": {}}, preset=config)

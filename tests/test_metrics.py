@@ -293,3 +293,16 @@ def test_evaluator_ci95_is_mean_of_auc_and_pauc_half_widths(rng):
     assert evaluator_ci95(y, s) == pytest.approx(np.mean(widths), rel=1e-12)
     with pytest.raises(ConfigError):
         evaluator_ci95([0, 0, 0], [1, 2, 3])
+
+
+def test_summary_percent_is_the_harmonic_means_and_official_score():
+    import pandas as pd
+
+    from asdkit.metrics import floored_hmean, official_score, summary_percent
+
+    t = pd.DataFrame({"auc_source": [0.9, 0.6], "auc_target": [0.4, 0.7], "pauc": [0.55, 0.65]})
+    s = summary_percent(t)
+    assert s["AUC(source)"] == pytest.approx(100 * floored_hmean([0.9, 0.6]))
+    assert s["AUC(target)"] == pytest.approx(100 * floored_hmean([0.4, 0.7]))
+    assert s["pAUC"] == pytest.approx(100 * floored_hmean([0.55, 0.65]))
+    assert s["official score"] == pytest.approx(100 * official_score(t))
