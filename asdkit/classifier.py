@@ -41,7 +41,7 @@ from torch.nn import functional as F
 from .audio import load_clip
 from .engine import History, TrainConfig, fit as engine_fit, seeded, select_device
 from .errors import ConfigError
-from .features import FEATURE_PRESETS, FeatureConfig, TorchFeatures, clip_segments
+from .features import FEATURE_PRESETS, FeatureConfig, TorchFeatures, _paths_of, clip_segments
 from .names import parse_filename
 from .presets import named_preset
 
@@ -590,16 +590,10 @@ def train_classifier(clips: pd.DataFrame, *, preset: str | ClassifierConfig = "q
 
 
 def _paths_and_sections(X) -> tuple[list[str], list[str]]:
-    if isinstance(X, pd.DataFrame):
-        if "path" not in X.columns:
-            raise ConfigError("expected a clip table with a 'path' column (asdkit.scan_root rows) or a list of paths.")
-        paths = [str(p) for p in X["path"]]
-        if "section" in X.columns:
-            return paths, X["section"].astype(str).tolist()
-    elif isinstance(X, (str, bytes)):
-        raise ConfigError("expected a list of paths or a clip table, not a single string.")
-    else:
-        paths = [str(p) for p in X]
+    """Paths of a clip table or path list, and each clip's section (the table's column, else the file name's)."""
+    paths = _paths_of(X, caller="ClassifierDetector")
+    if isinstance(X, pd.DataFrame) and "section" in X.columns:
+        return paths, X["section"].astype(str).tolist()
     return paths, [parse_filename(p).section or "00" for p in paths]
 
 

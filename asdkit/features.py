@@ -348,14 +348,15 @@ def clip_segments(y: np.ndarray, *, config: FeatureConfig = FEATURE_PRESETS["pap
                    seconds=config.segment_seconds, align=config.hop_length)
 
 
-def _paths_of(clips) -> list[str]:
+def _paths_of(clips, caller: str = "extract()") -> list[str]:
+    """The paths of a clip table (its ``path`` column) or of an iterable of paths; ``caller`` names who asked."""
     if hasattr(clips, "columns"):
         if "path" not in clips.columns:
-            raise ConfigError("extract() takes a clip table with a 'path' column (see asdkit.scan_root) "
+            raise ConfigError(f"{caller} takes a clip table with a 'path' column (see asdkit.scan_root) "
                               "or a list of file paths.")
         return [str(p) for p in clips["path"]]
     if isinstance(clips, (str, bytes)):
-        raise ConfigError("extract() takes a list of paths or a clip table, not a single string.")
+        raise ConfigError(f"{caller} takes a list of paths or a clip table, not a single string.")
     return [str(p) for p in clips]
 
 
