@@ -1,21 +1,27 @@
 """asdkit: anomalous sound detection under domain shift (DCASE Task 2), notebook first.
 
-The library is a set of small blocks; notebooks and the ``asdkit`` command
-chain them:
+The package is laid out in data-flow order; a module imports only from its own
+layer or the ones above it in this list:
 
-* data: :func:`scan_root` (any DCASE-layout root as one table), :func:`summarize`,
-  :mod:`asdkit.synth` (the embedded synthetic dataset), :mod:`asdkit.download`;
-* audio and features: :func:`load_clip`, :func:`standardize`, :func:`segment`,
-  :func:`log_mel`, :func:`fft_spectrum`, :func:`phase_spectrum`, the batched
-  :class:`TorchFeatures`, :func:`extract` with a :class:`FeatureCache`;
-* metrics and official files: :mod:`asdkit.metrics`, :mod:`asdkit.outputs`,
-  :func:`evaluate_scores`;
-* exploring and plotting: :mod:`asdkit.explore`, :mod:`asdkit.plots`;
-* training and models: :mod:`asdkit.engine` (the one training loop),
-  :class:`AutoencoderBaseline` (the organisers' baseline), :class:`OEVAEDetector`
-  (:mod:`asdkit.oevae`), :class:`ClassifierDetector` (:mod:`asdkit.classifier`),
-  :class:`EnsembleDetector` (:mod:`asdkit.ensemble`), :mod:`asdkit.run`
-  (named systems, experiments, ``asdkit run``).
+1. :mod:`asdkit.errors`, :mod:`asdkit.io`, :mod:`asdkit.presets`: the error
+   types, atomic writes, named presets;
+2. :mod:`asdkit.data`: file names, :func:`scan_root` (any DCASE-layout root as
+   one clip table), :func:`load_clip`, the embedded synthetic dataset
+   (:mod:`asdkit.data.synth`), downloads (:mod:`asdkit.data.download`);
+3. :mod:`asdkit.features`: standardised 2-s segments, log-mel / FFT / phase
+   spectra, :func:`extract` with a :class:`FeatureCache`, Mixup and SMOTE;
+4. :mod:`asdkit.scoring`: scoring backends on any embedding array (KNN,
+   k-means + target samples, Mahalanobis, normalisation and weighted
+   combination, the gamma threshold);
+5. :mod:`asdkit.training`: the one training engine;
+6. :mod:`asdkit.models`: the detectors (:class:`AutoencoderBaseline`,
+   :class:`OEVAEDetector`, :class:`ClassifierDetector`,
+   :class:`EnsembleDetector`, :class:`ReferenceKNN`) on one contract,
+   :class:`Detector`;
+7. :mod:`asdkit.evaluation`: the official metrics, files and evaluator;
+8. :mod:`asdkit.plots`: figures and data exploration;
+9. :mod:`asdkit.experiments`: named systems, the experiment protocol,
+   ``asdkit run``, ablations and weight sweeps; then :mod:`asdkit.cli`.
 
 Anomaly scores follow the DCASE convention everywhere: higher = more anomalous.
 """
@@ -23,19 +29,22 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import audio, explore, features, metrics, outputs, plots  # noqa: F401
-from .audio import load_clip, segment, standardize  # noqa: F401
-from .baseline import AutoencoderBaseline  # noqa: F401
-from .cache import FeatureCache  # noqa: F401
-from .classifier import ClassifierDetector  # noqa: F401
-from .dataset import attribute_frame, find_machines, scan_root, summarize  # noqa: F401
-from .errors import (AsdkitError, AudioError, ConfigError, DatasetError, DownloadError,  # noqa: F401
-                     FileNameError, ScoreFileError)
-from .ensemble import EnsembleDetector  # noqa: F401
-from .evaluate import evaluate_scores  # noqa: F401
-from .features import (FEATURE_PRESETS, FeatureConfig, TorchFeatures, extract, fft_spectrum,  # noqa: F401
-                       log_mel, phase_spectrum)
-from .names import ClipName, format_filename, parse_filename  # noqa: F401
-from .oevae import OEVAEDetector  # noqa: F401
-from .run import run_experiment  # noqa: F401
-from .synth import synthesize  # noqa: F401
+from asdkit.errors import (AsdkitError, AudioError, ConfigError, DatasetError, DownloadError,  # noqa: F401
+                           FileNameError, ScoreFileError)
+from asdkit.data import audio, synth  # noqa: F401
+from asdkit.data.audio import load_clip, segment, standardize  # noqa: F401
+from asdkit.data.dataset import attribute_frame, find_machines, scan_root, summarize  # noqa: F401
+from asdkit.data.names import ClipName, format_filename, parse_filename  # noqa: F401
+from asdkit.data.synth import synthesize  # noqa: F401
+from asdkit import features  # noqa: F401
+from asdkit.features import (FEATURE_PRESETS, FeatureCache, FeatureConfig, TorchFeatures, extract,  # noqa: F401
+                             fft_spectrum, log_mel, phase_spectrum)
+from asdkit.models.baseline import AutoencoderBaseline  # noqa: F401
+from asdkit.models.classifier import ClassifierDetector  # noqa: F401
+from asdkit.models.ensemble import EnsembleDetector  # noqa: F401
+from asdkit.models.oevae import OEVAEDetector  # noqa: F401
+from asdkit.evaluation import metrics, outputs  # noqa: F401
+from asdkit.evaluation.evaluate import evaluate_scores  # noqa: F401
+from asdkit import plots  # noqa: F401
+from asdkit.plots import explore  # noqa: F401
+from asdkit.experiments.run import run_experiment  # noqa: F401

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import AsdkitError
+from asdkit.errors import AsdkitError
 
 __all__ = ["main", "build_parser"]
 
@@ -43,8 +43,8 @@ def _device(name: str | None) -> str:
 
 
 def cmd_synth(args) -> int:
-    from .dataset import summarize
-    from .synth import synthesize
+    from asdkit.data.dataset import summarize
+    from asdkit.data.synth import synthesize
 
     t0 = time.perf_counter()
     table = synthesize(args.root, preset=args.preset, seed=args.seed, machines=args.machines,
@@ -56,7 +56,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .download import download, plan_downloads
+    from asdkit.data.download import download, plan_downloads
 
     if args.list:
         for item in plan_downloads(parts=args.parts, machines=args.machines, mirror=args.mirror):
@@ -70,7 +70,7 @@ def cmd_download(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .dataset import scan_root, summarize
+    from asdkit.data.dataset import scan_root, summarize
 
     table = scan_root(args.root, machines=args.machines, strict=not args.lenient)
     print(summarize(table).to_string())
@@ -79,7 +79,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from .pipeline import prepare
+    from asdkit.features.prepare import prepare
 
     t0 = time.perf_counter()
     res = prepare(args.root, args.out, features=args.features, machines=args.machines,
@@ -93,7 +93,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_scores, format_result, save_result
+    from asdkit.evaluation.evaluate import evaluate_scores, format_result, save_result
 
     result = evaluate_scores(args.score_dir, args.data, machines=args.machines)
     print(format_result(result))
@@ -114,7 +114,7 @@ def _threads(n: int | None) -> None:
 
 
 def cmd_run(args) -> int:
-    from .run import format_table, run_experiment
+    from asdkit.experiments.run import format_table, run_experiment
 
     _threads(getattr(args, "threads", None))
     res = run_experiment(args.data, systems=args.system, preset=args.preset, out=args.out,
@@ -130,7 +130,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_systems(args) -> int:
-    from .run import SYSTEMS
+    from asdkit.experiments.run import SYSTEMS
 
     for spec in SYSTEMS.values():
         print(f"{spec.name:18s} {spec.description}")
@@ -138,14 +138,14 @@ def cmd_systems(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .dataset import find_machines
+    from asdkit.data.dataset import find_machines
 
     data = Path(args.data)
     try:
         find_machines(data)
         print(f"using the dataset already at {data}")
     except AsdkitError:
-        from .synth import synthesize
+        from asdkit.data.synth import synthesize
 
         t0 = time.perf_counter()
         table = synthesize(data, preset="quick", seed=0, progress=_progress())

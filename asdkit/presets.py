@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, TypeVar
 
-from .errors import ConfigError
+from asdkit.errors import ConfigError
 
 __all__ = ["named_preset"]
 

@@ -20,9 +20,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from asdkit.audio import load_clip
-from asdkit.cache import FeatureCache
-from asdkit.features import FEATURE_PRESETS, clip_segments, extract, log_mel
+from asdkit.data.audio import load_clip
+from asdkit.features.cache import FeatureCache
+from asdkit.features.spectra import FEATURE_PRESETS, clip_segments, extract, log_mel
 
 
 def make_clips(folder: Path, n: int, seconds: float = 10.0, sr: int = 16000) -> list[Path]:

@@ -1,7 +1,7 @@
 """OEVAE training throughput: 2-s log-mel segments per second through f_FE, g_machine and the VAE.
 
 For each preset, builds the OEVAE network and times optimiser steps of the
-joint loss (:func:`asdkit.oevae.oevae_loss`, Mixup on) on random segments of
+joint loss (:func:`asdkit.models.oevae.oevae_loss`, Mixup on) on random segments of
 the preset's input size (half normal, half pseudo-anomaly), after one warm-up
 step. Prints segments/s, seconds per step and what an epoch over a paper-size
 machine type (8 000 segments plus SMOTE) would take at that rate.
@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from asdkit.engine import select_device, seeded
-from asdkit.oevae import OEVAE_PRESETS, OEVAENet, oevae_loss
+from asdkit.training.engine import select_device, seeded
+from asdkit.models.oevae import OEVAE_PRESETS, OEVAENet, oevae_loss
 
 
 def bench(preset: str, steps: int, device: torch.device) -> dict:

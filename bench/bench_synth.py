@@ -8,7 +8,7 @@ Usage::
 
 The calibration generates the clips in memory (no files) in ``--jobs``
 processes and prints, per machine type and seed, AUC(source) and AUC(target)
-of :class:`asdkit.reference.MelStatsKNN` fitted on all training clips
+of :class:`asdkit.models.reference.MelStatsKNN` fitted on all training clips
 (source + target), with the official pooling (all anomalies in both AUCs).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from asdkit import synth
-from asdkit.reference import synthetic_aucs
+from asdkit.models.reference import synthetic_aucs
 
 
 def _folder_mb(root: Path) -> float:

@@ -1,6 +1,6 @@
 """Time per system of a full ``asdkit run`` (every system, one preset) and the results table.
 
-Runs :func:`asdkit.run.run_experiment` with ``systems="all"`` on a DCASE-layout
+Runs :func:`asdkit.experiments.run.run_experiment` with ``systems="all"`` on a DCASE-layout
 root with a fresh feature cache, then prints, per family of systems, the
 seconds spent fitting and scoring summed over machine types, their share of
 the total, the total against a budget (30 minutes: the ``cpu`` preset's target
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from asdkit.run import PRESETS, format_table, run_experiment
+from asdkit.experiments.run import PRESETS, format_table, run_experiment
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from asdkit import AudioError
-from asdkit.audio import load_clip, segment, segment_starts, standardize
+from asdkit.data.audio import load_clip, segment, segment_starts, standardize
 
 
 def test_load_valid_clip(write_wav, rng):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asdkit import ConfigError
-from asdkit.augment import mixup, smote
+from asdkit.features.augment import mixup, smote
 
 
 def test_mixup_mixes_inputs_and_targets_with_the_same_weights(rng):

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from asdkit import ConfigError
-from asdkit.audio import load_clip
-from asdkit.baseline import (BASELINE_PRESETS, AEOutput, AutoencoderBaseline, BaselineConfig, DenseAE, FrameDataset,
+from asdkit.data.audio import load_clip
+from asdkit.models.baseline import (BASELINE_PRESETS, AEOutput, AutoencoderBaseline, BaselineConfig, DenseAE, FrameDataset,
                              MSEScorer, SelectiveMahalanobisScorer, baseline_config, baseline_log_mel, frame_vectors)
-from asdkit.metrics import section_metrics
-from asdkit.synth import generate_clip, synthesize
+from asdkit.evaluation.metrics import section_metrics
+from asdkit.data.synth import generate_clip, synthesize
 
 # AUC floors, measured on SynFan of the synthetic "quick" data (synth seed 0: 60 + 10 training clips,
-# 10 test clips per domain x label; asdkit.synth as of 2026-11-23 23:45), preset "quick", CPU, model
+# 10 test clips per domain x label; asdkit.data.synth as of 2026-11-23 23:45), preset "quick", CPU, model
 # seeds 0-5 (seed 0 is the one tested):
 #   MAHALA  AUC 0.58-0.69 (seed 0: 0.60)   AUC(source) 0.88-0.93 (0.91)   AUC(target) 0.26-0.46
 #   MSE     AUC 0.46-0.52 (seed 0: 0.49)   AUC(source) 0.16-0.43 (0.43)   AUC(target) 0.55-0.78 (0.55)

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from asdkit import ConfigError
-from asdkit.classifier import (CLASSIFIER_PRESETS, ClassifierConfig, ClassifierDetector, ClassifierNet,
+from asdkit.models.classifier import (CLASSIFIER_PRESETS, ClassifierConfig, ClassifierDetector, ClassifierNet,
                                SubClusterAdaCos, class_labels, classifier_config, featex, train_classifier,
                                waveform_mixup)
-from asdkit.metrics import floored_hmean, section_metrics
-from asdkit.synth import synthesize
+from asdkit.evaluation.metrics import floored_hmean, section_metrics
+from asdkit.data.synth import synthesize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -236,7 +236,7 @@ def test_errors(quick_root):
 
 
 def test_ablation_table(quick_root):
-    from asdkit.classifier import ablation_table
+    from asdkit.models.classifier import ablation_table
 
     config = classifier_config("quick", epochs=1, embedding_dim=16)
     table = ablation_table(quick_root, variants={"all": {}, "FFT + mel": {"branches": ("fft", "mel")}},

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from asdkit.cli import main
-from asdkit.outputs import write_scores
+from asdkit.evaluation.outputs import write_scores
 
 MACHINES = ["SynFan", "SynValve"]
 

@@ -1,7 +1,7 @@
 import pytest
 
 from asdkit import DatasetError, FileNameError, scan_root, summarize
-from asdkit.dataset import attribute_frame
+from asdkit.data.dataset import attribute_frame
 
 
 def touch(root, rel):

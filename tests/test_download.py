@@ -1,4 +1,4 @@
-"""Tests of asdkit.download against a local HTTP server on 127.0.0.1 (no other network)."""
+"""Tests of asdkit.data.download against a local HTTP server on 127.0.0.1 (no other network)."""
 from __future__ import annotations
 
 import http.server
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from asdkit import download as dl
-from asdkit.dataset import find_machines
+from asdkit.data.dataset import find_machines
 from asdkit.errors import ConfigError, DownloadError
 
 

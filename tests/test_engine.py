@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from asdkit import ConfigError
-from asdkit.engine import CHECKPOINT_NAME, History, TrainConfig, fit, load_checkpoint, seeded, select_device
+from asdkit.training.engine import CHECKPOINT_NAME, History, TrainConfig, fit, load_checkpoint, seeded, select_device
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

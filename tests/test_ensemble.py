@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from asdkit import ConfigError
-from asdkit.ensemble import EnsembleDetector, ensemble_components, ensemble_widget, evaluate_weights, weight_table
+from asdkit.models.ensemble import EnsembleDetector, ensemble_components, ensemble_widget, evaluate_weights, weight_table
 
 
 class _Fake:

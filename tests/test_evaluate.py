@@ -9,9 +9,9 @@ import pytest
 import scipy.stats
 
 from asdkit.errors import ConfigError, DatasetError, ScoreFileError
-from asdkit.evaluate import EvaluationResult, evaluate_scores, format_result, save_result
-from asdkit.metrics import EPS, floored_hmean, jackknife_interval
-from asdkit.outputs import write_decisions, write_scores
+from asdkit.evaluation.evaluate import EvaluationResult, evaluate_scores, format_result, save_result
+from asdkit.evaluation.metrics import EPS, floored_hmean, jackknife_interval
+from asdkit.evaluation.outputs import write_decisions, write_scores
 
 # pAUC when the top-scored clip is a normal and there are 4 normals (FPR step 0.25 > 0.1):
 # TPR = 0 on [0, 0.1] -> A = 0 -> 0.5 * (1 + (0 - 0.005) / 0.095)

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from asdkit import ConfigError
-from asdkit.cache import FeatureCache
-from asdkit.features import (FEATURE_PRESETS, LOG_MEL_TOLERANCE_DB, PHASE_TOLERANCE_RAD, TOLERANCE_RANGE_DB,
+from asdkit.features.cache import FeatureCache
+from asdkit.features.spectra import (FEATURE_PRESETS, LOG_MEL_TOLERANCE_DB, PHASE_TOLERANCE_RAD, TOLERANCE_RANGE_DB,
                              TorchFeatures, clip_segments, extract, feature_config, feature_shape, fft_spectrum, log_mel,
                              phase_spectrum)
 
@@ -76,7 +76,7 @@ def clips(write_wav, rng):
 
 @pytest.mark.parametrize("kind", ["log_mel", "fft", "phase"])
 def test_extract_matches_per_clip_reference(clips, kind):
-    from asdkit.audio import load_clip
+    from asdkit.data.audio import load_clip
 
     cfg = FEATURE_PRESETS["quick"]
     X = extract(clips, kind=kind, config=cfg, batch_size=2)

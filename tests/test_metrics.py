@@ -9,8 +9,9 @@ import pytest
 import scipy.stats
 
 from asdkit.errors import ConfigError
-from asdkit.metrics import (EPS, arithmetic_mean, auc_source_target, decision_metrics, domain_auc,
-                            floored_hmean, gamma_threshold, jackknife_interval, official_score,
+from asdkit.scoring.threshold import gamma_threshold
+from asdkit.evaluation.metrics import (EPS, arithmetic_mean, auc_source_target, decision_metrics, domain_auc,
+                            floored_hmean, jackknife_interval, official_score,
                             official_values, pauc, section_metrics)
 
 
@@ -271,7 +272,7 @@ def test_evaluator_ci95_auc_half_width_by_hand():
     #   half width = |t.ppf(.025, 3)| * sigma = 3.1824463 * 0.1443376 = 0.4593466
     from sklearn.metrics import roc_auc_score
 
-    from asdkit.metrics import _loo_half_width
+    from asdkit.evaluation.metrics import _loo_half_width
 
     y = np.array([0, 0, 1, 1])
     s = np.array([0.1, 0.4, 0.35, 0.8])
@@ -282,7 +283,7 @@ def test_evaluator_ci95_is_mean_of_auc_and_pauc_half_widths(rng):
     import scipy.stats
     from sklearn.metrics import roc_auc_score
 
-    from asdkit.metrics import evaluator_ci95
+    from asdkit.evaluation.metrics import evaluator_ci95
 
     y = np.r_[np.zeros(30), np.ones(20)].astype(int)
     s = rng.standard_normal(50) + y
@@ -298,7 +299,7 @@ def test_evaluator_ci95_is_mean_of_auc_and_pauc_half_widths(rng):
 def test_summary_percent_is_the_harmonic_means_and_official_score():
     import pandas as pd
 
-    from asdkit.metrics import floored_hmean, official_score, summary_percent
+    from asdkit.evaluation.metrics import floored_hmean, official_score, summary_percent
 
     t = pd.DataFrame({"auc_source": [0.9, 0.6], "auc_target": [0.4, 0.7], "pauc": [0.55, 0.65]})
     s = summary_percent(t)

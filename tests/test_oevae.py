@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from asdkit import ConfigError
-from asdkit.oevae import (OEVAE_PRESETS, DomainVAE, KNNInlier, OEVAEConfig, OEVAEDetector, ScoreNormalizer,
+from asdkit.models.oevae import (OEVAE_PRESETS, DomainVAE, KNNInlier, OEVAEConfig, OEVAEDetector, ScoreNormalizer,
                           attribute_values, oevae_config)
-from asdkit.synth import synthesize
+from asdkit.data.synth import synthesize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -203,7 +203,7 @@ def test_fit_errors(split):
 
 
 def test_components_for_the_sweep(fitted, split):
-    from asdkit.sweep import evaluate_weight, oevae_components
+    from asdkit.experiments.weights import evaluate_weight, oevae_components
 
     det, scores = fitted
     _, test, _ = split
@@ -225,7 +225,7 @@ def test_components_for_the_sweep(fitted, split):
 
 
 def test_ablation_table_switches_the_augmentations(quick_root):
-    from asdkit.oevae import ablation_table
+    from asdkit.models.oevae import ablation_table
 
     variants = {"none": {"mixup": False, "smote": False}, "Mixup + SMOTE": {"mixup": True, "smote": True}}
     t = ablation_table(quick_root, variants=variants, preset=oevae_config("quick", epochs=1), machines=["SynFan"])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from asdkit import ConfigError
-from asdkit.resnet import ResNet18
+from asdkit.models.resnet import ResNet18
 
 
 def test_width_64_is_the_standard_resnet18_trunk():

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from asdkit import ConfigError
-from asdkit.metrics import official_score, section_metrics
-from asdkit.sweep import combine, evaluate_weight, sweep_table
+from asdkit.evaluation.metrics import official_score, section_metrics
+from asdkit.experiments.weights import combine, evaluate_weight, sweep_table
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_sweep_errors(components):
 def test_widget_redraws_the_metrics_when_w_moves(components):
     import re
 
-    from asdkit.sweep import sweep_widget
+    from asdkit.experiments.weights import sweep_widget
 
     box = sweep_widget(components, plots=False)
     (w_slider, k_choice), summary = box.children[0].children, box.children[1]

@@ -1,4 +1,4 @@
-"""Tests of asdkit.synth (the embedded synthetic dataset) and asdkit.reference."""
+"""Tests of asdkit.data.synth (the embedded synthetic dataset) and asdkit.models.reference."""
 from __future__ import annotations
 
 import csv
@@ -14,11 +14,11 @@ import pytest
 import soundfile as sf
 
 from asdkit import synth
-from asdkit.dataset import COLUMNS, read_attributes_csv, scan_root
+from asdkit.data.dataset import COLUMNS, read_attributes_csv, scan_root
 from asdkit.errors import ConfigError, DatasetError
-from asdkit.names import parse_filename
-from asdkit.reference import MelStatsKNN, clip_statistics, synthetic_aucs
-from asdkit.synth import MACHINES, PRESETS, SynthPreset, generate_clip, synthesize
+from asdkit.data.names import parse_filename
+from asdkit.models.reference import MelStatsKNN, clip_statistics, synthetic_aucs
+from asdkit.data.synth import MACHINES, PRESETS, SynthPreset, generate_clip, synthesize
 
 #: A very small preset for the byte-level tests: 13 one-second clips per machine type.
 TINY = SynthPreset(n_source_train=3, n_target_train=2, n_test_per_cell=2, clip_seconds=1.0)

@@ -9,7 +9,7 @@ Two paths compute the same thing:
   :data:`TOLERANCE_RANGE_DB` of each segment (shown in the tests).
 
 :func:`extract` chains ``load_clip -> standardize -> segment -> feature`` over a
-clip table in batches, with an optional on-disk :class:`~asdkit.cache.FeatureCache`.
+clip table in batches, with an optional on-disk :class:`~asdkit.features.cache.FeatureCache`.
 
 The report's settings (:data:`FEATURE_PRESETS` ``"paper"``): 16 kHz, eight 2-s
 segments per clip, 64 ms Hann window (``n_fft = 1024``), 16 ms hop (256),
@@ -22,15 +22,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, load_clip, segment, segment_starts, standardize
-from .errors import ConfigError
-from .presets import named_preset
+from asdkit.data.audio import SAMPLE_RATE, load_clip, segment, segment_starts, standardize
+from asdkit.errors import ConfigError
+from asdkit.presets import named_preset
 
 __all__ = [
     "FeatureConfig", "FEATURE_PRESETS", "feature_config", "KINDS", "LOG_MEL_TOLERANCE_DB",
     "TOLERANCE_RANGE_DB", "PHASE_TOLERANCE_RAD",
     "log_mel", "fft_spectrum", "phase_spectrum", "feature_shape",
-    "TorchFeatures", "clip_segments", "extract",
+    "TorchFeatures", "clip_segments", "extract", "clip_paths",
 ]
 
 #: Largest absolute difference (dB) between the torch and librosa log-mel paths, in float32, for
@@ -338,7 +338,7 @@ class TorchFeatures(torch.nn.Module):
 def clip_segments(y: np.ndarray, *, config: FeatureConfig = FEATURE_PRESETS["paper"]) -> np.ndarray:
     """Standardise one clip and cut it into the segments the features are computed on.
 
-    Segment starts are aligned to the STFT hop (see :func:`~asdkit.audio.segment_starts`).
+    Segment starts are aligned to the STFT hop (see :func:`~asdkit.data.audio.segment_starts`).
 
     Returns
     -------
@@ -348,7 +348,7 @@ def clip_segments(y: np.ndarray, *, config: FeatureConfig = FEATURE_PRESETS["pap
                    seconds=config.segment_seconds, align=config.hop_length)
 
 
-def _paths_of(clips, caller: str = "extract()") -> list[str]:
+def clip_paths(clips, caller: str = "extract()") -> list[str]:
     """The paths of a clip table (its ``path`` column) or of an iterable of paths; ``caller`` names who asked."""
     if hasattr(clips, "columns"):
         if "path" not in clips.columns:
@@ -380,7 +380,7 @@ def extract(clips, *, kind: str = "log_mel", config: FeatureConfig = FEATURE_PRE
     progress : bool, default False
         Show a tqdm bar.
     resample : bool, default False
-        Passed to :func:`~asdkit.audio.load_clip`.
+        Passed to :func:`~asdkit.data.audio.load_clip`.
     dtype : numpy dtype, default float32
         dtype of the returned array.
 
@@ -394,7 +394,7 @@ def extract(clips, *, kind: str = "log_mel", config: FeatureConfig = FEATURE_PRE
         raise ConfigError(f"unknown feature kind {kind!r}; choose one of {KINDS}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    paths = _paths_of(clips)
+    paths = clip_paths(clips)
     shape = (len(paths), config.n_segments, *feature_shape(kind, config))
     out = np.empty(shape, dtype=dtype)
     todo = list(range(len(paths)))

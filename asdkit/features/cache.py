@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from asdkit.errors import ConfigError
+from asdkit.io import atomic_write_bytes
 
-__all__ = ["FeatureCache", "STORAGE_DTYPES", "atomic_write_bytes"]
+__all__ = ["FeatureCache", "STORAGE_DTYPES"]
 
 #: Storage dtype per feature kind.
 STORAGE_DTYPES = {"log_mel": np.float16, "phase": np.float16, "fft": np.float32}
@@ -37,26 +38,6 @@ STORAGE_DTYPES = {"log_mel": np.float16, "phase": np.float16, "fft": np.float32}
 _VERSION = 1
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; create the parent folder.
-
-    The bytes go to a temporary file in the same folder, are flushed to disk,
-    and replace ``path`` with :func:`os.replace`; on any error the temporary
-    file is removed and ``path`` is left as it was. Returns ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _file_hash(path: str | Path) -> str:
@@ -77,7 +58,7 @@ class FeatureCache:
 
     Examples
     --------
-    >>> from asdkit.features import extract, FEATURE_PRESETS
+    >>> from asdkit.features.spectra import extract, FEATURE_PRESETS
     >>> cache = FeatureCache(".asdkit_cache")                    # doctest: +SKIP
     >>> X = extract(table, config=FEATURE_PRESETS["quick"], cache=cache)  # doctest: +SKIP
     """

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import FileNameError
+from asdkit.errors import FileNameError
 
 __all__ = ["ClipName", "parse_filename", "format_filename", "parse_attributes", "NO_ATTRIBUTE"]
 

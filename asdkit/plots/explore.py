@@ -1,13 +1,13 @@
 """Small computations for exploring a dataset: examples, band profiles, attribute counts, 2-D maps.
 
-They return DataFrames or arrays; :mod:`asdkit.plots` draws them.
+They return DataFrames or arrays; :mod:`asdkit.plots.figures` draws them.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from asdkit.errors import ConfigError
 
 __all__ = ["pick_examples", "clip_band_stats", "band_profiles", "attribute_counts", "domain_gaps",
            "embed_2d"]

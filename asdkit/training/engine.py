@@ -22,13 +22,13 @@ Datasets are ordinary map-style :class:`torch.utils.data.Dataset` objects. The
 engine indexes them batch by batch and never copies the whole dataset, so a
 dataset backed by a :class:`numpy.memmap` stays on disk. A dataset may define
 ``__getitems__(indices) -> list`` (the torch protocol for batched reads) to
-serve a batch in one vectorised read; :class:`asdkit.baseline.FrameDataset`
+serve a batch in one vectorised read; :class:`asdkit.models.baseline.FrameDataset`
 does.
 
 Example
 -------
 >>> import torch
->>> from asdkit.engine import TrainConfig, fit
+>>> from asdkit.training.engine import TrainConfig, fit
 >>> data = torch.utils.data.TensorDataset(torch.randn(64, 4))
 >>> model = torch.nn.Linear(4, 4)
 >>> def loss_fn(model, batch):
@@ -52,8 +52,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from .cache import atomic_write_bytes
-from .errors import ConfigError
+from asdkit.io import atomic_write_bytes
+from asdkit.errors import ConfigError
 
 __all__ = ["select_device", "TrainConfig", "History", "fit", "seeded", "CHECKPOINT_NAME", "load_checkpoint"]
 

@@ -27,7 +27,7 @@ variable ``CI`` is set.
 
 Examples
 --------
->>> from asdkit.download import plan_downloads
+>>> from asdkit.data.download import plan_downloads
 >>> [i.filename for i in plan_downloads(parts=("train", "test"), machines=["RoboticArm"])]
 ['eval_data_RoboticArm_train_r2.zip', 'eval_data_RoboticArm_test.zip']
 >>> plan_downloads(parts=("dev",), machines=["fan"])[0].url
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from .errors import ConfigError, DownloadError
+from asdkit.errors import ConfigError, DownloadError
 
 __all__ = [
     "DownloadItem",
@@ -289,7 +289,7 @@ def _attempt(url: str, part: Path, *, timeout: float, chunk_size: int, bar) -> N
         if e.code in (408, 425, 429) or e.code >= 500:
             raise _Retry(f"HTTP {e.code} {e.reason}") from None
         raise DownloadError(f"the server answered HTTP {e.code} {e.reason} for {url}; check the machine, "
-                            "part and mirror (see asdkit.download.plan_downloads)") from None
+                            "part and mirror (see asdkit.data.download.plan_downloads)") from None
     with resp:
         status = resp.status
         if status == 206:
@@ -669,7 +669,7 @@ def download(root: str | os.PathLike, *, parts: str | Iterable[str] = ("dev",),
     ----------
     root : path-like
         Dataset root (created if needed); afterwards readable by
-        :func:`asdkit.dataset.scan_root`.
+        :func:`asdkit.data.dataset.scan_root`.
     parts : str or iterable of str, default ("dev",)
         Any of ``"dev"``, ``"train"``, ``"test"`` (see :data:`PARTS`).
     machines : str or iterable of str, optional

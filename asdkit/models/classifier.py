@@ -38,12 +38,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .audio import load_clip
-from .engine import History, TrainConfig, fit as engine_fit, seeded, select_device
-from .errors import ConfigError
-from .features import FEATURE_PRESETS, FeatureConfig, TorchFeatures, _paths_of, clip_segments
-from .names import parse_filename
-from .presets import named_preset
+from asdkit.data.audio import load_clip
+from asdkit.training.engine import History, TrainConfig, fit as engine_fit, seeded, select_device
+from asdkit.errors import ConfigError
+from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig, TorchFeatures, clip_paths, clip_segments
+from asdkit.data.names import parse_filename
+from asdkit.presets import named_preset
 
 __all__ = ["BRANCHES", "ClassifierConfig", "CLASSIFIER_PRESETS", "classifier_config", "class_labels",
            "FFTBranch", "SpectrogramBranch", "ClassifierNet", "SubClusterAdaCos", "featex", "waveform_mixup",
@@ -60,7 +60,7 @@ class ClassifierConfig:
     Attributes
     ----------
     features : str
-        :data:`~asdkit.features.FEATURE_PRESETS` name: segment length, STFT
+        :data:`~asdkit.features.spectra.FEATURE_PRESETS` name: segment length, STFT
         framing and mel bands of the branches' inputs.
     branches : tuple of str
         Which of :data:`BRANCHES` the network has (the first is the one FeatEx
@@ -485,7 +485,7 @@ class _CropSet(torch.utils.data.Dataset):
 
 def _load_standardized(paths: Sequence[str], config: FeatureConfig) -> list:
     """Standardised clips (float16), each at least one segment long."""
-    from .audio import standardize
+    from asdkit.data.audio import standardize
 
     return [standardize(load_clip(p, sr=config.sr, min_seconds=config.segment_seconds)).astype(np.float16)
             for p in paths]
@@ -591,7 +591,7 @@ def train_classifier(clips: pd.DataFrame, *, preset: str | ClassifierConfig = "q
 
 def _paths_and_sections(X) -> tuple[list[str], list[str]]:
     """Paths of a clip table or path list, and each clip's section (the table's column, else the file name's)."""
-    paths = _paths_of(X, caller="ClassifierDetector")
+    paths = clip_paths(X, caller="ClassifierDetector")
     if isinstance(X, pd.DataFrame) and "section" in X.columns:
         return paths, X["section"].astype(str).tolist()
     return paths, [parse_filename(p).section or "00" for p in paths]
@@ -872,7 +872,7 @@ def ablation_table(table: pd.DataFrame, *, variants: dict | None = None, preset:
         pAUC over machine types, the official score, and the final training
         loss and accuracy.
     """
-    from .metrics import section_metrics, summary_percent
+    from asdkit.evaluation.metrics import section_metrics, summary_percent
 
     variants = BRANCH_VARIANTS if variants is None else variants
     train = table[table["split"] == "train"].reset_index(drop=True)

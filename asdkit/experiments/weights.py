@@ -5,7 +5,7 @@ standardised by their training statistics), and the KNN behind beta has a
 neighbour count ``k``. This module evaluates that family of scores on test clips
 whose labels are known:
 
-* :func:`oevae_components` collects, for fitted :class:`~asdkit.oevae.OEVAEDetector`
+* :func:`oevae_components` collects, for fitted :class:`~asdkit.models.oevae.OEVAEDetector`
   models (one per machine type), the normalised alpha and beta of every test
   clip for each ``k``;
 * :func:`evaluate_weight` scores one ``(w, k)``: per machine AUC(source),
@@ -24,8 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
-from .metrics import floored_hmean, official_score, section_metrics, summary_percent
+from asdkit.errors import ConfigError
+from asdkit.evaluation.metrics import floored_hmean, official_score, section_metrics, summary_percent
 
 __all__ = ["oevae_components", "combine", "evaluate_weight", "sweep_table", "sweep_widget"]
 
@@ -178,7 +178,7 @@ def sweep_widget(components: pd.DataFrame, *, w: float = 0.5, plots: bool = True
             return
         import matplotlib.pyplot as plt
 
-        from .plots import plot_roc, plot_score_histogram
+        from asdkit.plots.figures import plot_roc, plot_score_histogram
 
         sub = components[components["k"] == kv]
         s = combine(sub, wv)

@@ -28,11 +28,11 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .cache import atomic_write_bytes
-from .dataset import scan_root
-from .errors import ConfigError, DatasetError
-from .evaluate import EvaluationResult, evaluate_scores, save_result
-from .outputs import write_decisions, write_scores
+from asdkit.io import atomic_write_bytes
+from asdkit.data.dataset import scan_root
+from asdkit.errors import ConfigError, DatasetError
+from asdkit.evaluation.evaluate import EvaluationResult, evaluate_scores, save_result
+from asdkit.evaluation.outputs import write_decisions, write_scores
 
 __all__ = ["SystemSpec", "SYSTEMS", "PRESETS", "register_system", "run_experiment", "ExperimentResult",
            "results_table", "format_table"]
@@ -60,7 +60,7 @@ class SystemSpec:
         ``build(preset, seed, device, progress, cache, context) -> estimator`` with
         ``fit(train_table, domains[, outliers=][, members=])``, ``score_all(paths) -> dict``
         and ``thresholds_`` (dict of score_key to float). ``cache`` is a
-        :class:`~asdkit.cache.FeatureCache` or None; ``context`` is a dict that
+        :class:`~asdkit.features.cache.FeatureCache` or None; ``context`` is a dict that
         lives for one run (a model trained on the whole root is kept there and
         serves every machine type).
     outlier_exposure : bool
@@ -116,25 +116,25 @@ class _ScoreMemo:
 
 
 def _build_baseline(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
-    from .baseline import AutoencoderBaseline
+    from asdkit.models.baseline import AutoencoderBaseline
 
     return AutoencoderBaseline(preset=preset, seed=seed, device=device, progress=progress)
 
 
 def _build_oevae(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
-    from .oevae import OEVAEDetector
+    from asdkit.models.oevae import OEVAEDetector
 
     return OEVAEDetector(preset=preset, seed=seed, device=device, progress=progress, cache=cache)
 
 
 def _build_classifier(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
-    from .classifier import ClassifierDetector
+    from asdkit.models.classifier import ClassifierDetector
 
     return ClassifierDetector(preset=preset, seed=seed, device=device, progress=progress, memo=context)
 
 
 def _build_ensemble(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
-    from .ensemble import EnsembleDetector
+    from asdkit.models.ensemble import EnsembleDetector
 
     return EnsembleDetector()
 
@@ -213,12 +213,12 @@ def results_table(evaluations: dict[str, EvaluationResult]) -> pd.DataFrame:
         and ``pAUC`` (percent), then rows ``harmonic mean`` of each metric over
         machines and ``official score``: its value (``h-mean``), the 95 %
         leave-one-machine-out jackknife interval (``95% interval low/high``,
-        :func:`asdkit.metrics.jackknife_interval`; NaN with fewer than 3
+        :func:`asdkit.evaluation.metrics.jackknife_interval`; NaN with fewer than 3
         machine sections) and the official evaluator's ``ci95`` (its
-        leave-one-clip-out half-width, :func:`asdkit.metrics.evaluator_ci95`,
+        leave-one-clip-out half-width, :func:`asdkit.evaluation.metrics.evaluator_ci95`,
         which is tiny by construction); one column per system.
     """
-    from .metrics import floored_hmean
+    from asdkit.evaluation.metrics import floored_hmean
 
     cols = {}
     for name, ev in evaluations.items():
@@ -266,7 +266,7 @@ def _markdown(table: pd.DataFrame, caption: str) -> str:
 def _plots(frame: pd.DataFrame, threshold: float, folder: Path, machine: str, system: str) -> None:
     from matplotlib.figure import Figure
 
-    from .plots import plot_roc, plot_score_histogram
+    from asdkit.plots.figures import plot_roc, plot_score_histogram
 
     folder.mkdir(parents=True, exist_ok=True)
     for kind, fn in (("roc", plot_roc), ("scores", plot_score_histogram)):
@@ -319,14 +319,14 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     -------
     ExperimentResult
     """
-    from . import __version__
+    from asdkit import __version__
 
     say = log or (lambda _msg: None)
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
     specs = _resolve_systems(systems)
     out = Path(out)
-    from .cache import FeatureCache
+    from asdkit.features.cache import FeatureCache
 
     table = scan_root(data, machines=list(machines) if machines else None)
     feature_cache = FeatureCache(Path(cache) if cache is not None else out / ".feature_cache")

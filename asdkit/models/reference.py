@@ -5,7 +5,7 @@ standard deviation over time of each band of its log-mel spectrogram
 (:func:`clip_statistics`), the features are standardised with the training
 statistics, and a test clip's anomaly score is its mean Euclidean distance to
 its ``n_neighbors`` nearest training clips. It calibrates the synthetic data of
-:mod:`asdkit.synth` and is a floor that every real model should beat.
+:mod:`asdkit.data.synth` and is a floor that every real model should beat.
 
 Scores follow the DCASE convention: **higher = more anomalous** (the opposite
 of scikit-learn's ``score_samples``).
@@ -18,10 +18,10 @@ import librosa
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from .errors import ConfigError
+from asdkit.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .synth import SynthPreset
+    from asdkit.data.synth import SynthPreset
 
 __all__ = ["clip_statistics", "MelStatsKNN", "synthetic_aucs"]
 
@@ -186,7 +186,7 @@ def synthetic_aucs(machine: str, *, preset: "str | SynthPreset" = "paper", seed:
                    n_neighbors: int = 1, n_mels: int = 64) -> tuple[float, float]:
     """AUC(source) and AUC(target) of :class:`MelStatsKNN` on one synthetic machine type.
 
-    The clips of :func:`asdkit.synth.synthesize` (same seeds, same conditions) are
+    The clips of :func:`asdkit.data.synth.synthesize` (same seeds, same conditions) are
     generated in memory, one at a time, and reduced to their statistics; the
     detector is fitted on all training clips (source and target) and scores the
     test clips. The AUCs follow the official pooling: all anomalies of both
@@ -195,9 +195,9 @@ def synthetic_aucs(machine: str, *, preset: "str | SynthPreset" = "paper", seed:
     Parameters
     ----------
     machine : str
-        A machine type of :data:`asdkit.synth.MACHINES`.
+        A machine type of :data:`asdkit.data.synth.MACHINES`.
     preset : str or SynthPreset, default "paper"
-        Counts and clip length (a name of :data:`asdkit.synth.PRESETS` or a preset).
+        Counts and clip length (a name of :data:`asdkit.data.synth.PRESETS` or a preset).
     seed : int, default 0
     n_neighbors, n_mels : int
         Hyperparameters of :class:`MelStatsKNN`.
@@ -207,13 +207,13 @@ def synthetic_aucs(machine: str, *, preset: "str | SynthPreset" = "paper", seed:
     (float, float)
         ``(auc_source, auc_target)``.
     """
-    from . import synth
-    from .metrics import auc_source_target
+    from asdkit.data import synth
+    from asdkit.evaluation.metrics import auc_source_target
 
-    spec = synth._spec(machine)
-    cfg = synth._preset(preset)
+    spec = synth.machine_spec(machine)
+    cfg = synth.synth_preset(preset)
     feats, is_train, labels, domains = [], [], [], []
-    for split, domain, label, index, cond in synth._plan(spec, cfg):
+    for split, domain, label, index, cond in synth.clip_plan(spec, cfg):
         rng = np.random.default_rng(synth.clip_seed(seed, spec.name, split, domain, label, index))
         y = synth.generate_clip(spec.name, domain=domain, label=label, attributes=cond, rng=rng,
                                 seconds=cfg.clip_seconds, sr=cfg.sr)

@@ -26,8 +26,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .cache import atomic_write_bytes
-from .errors import ConfigError, ScoreFileError
+from asdkit.io import atomic_write_bytes, atomic_write_text
+from asdkit.errors import ConfigError, ScoreFileError
 
 __all__ = [
     "SCORE_KIND", "DECISION_KIND",
@@ -107,19 +107,6 @@ def parse_output_name(name: str | Path) -> tuple[str, str, str] | None:
 
 
 # --------------------------------------------------------------------------- writing
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically; create the parent folder.
-
-    The text goes to a temporary file in the same folder, is flushed to disk,
-    and replaces ``path`` with :func:`os.replace`; on any error the temporary
-    file is removed and ``path`` is left as it was.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _file_names(files: Iterable[str | Path], n_expected: int | None = None) -> list[str]:
@@ -221,11 +208,11 @@ def write_submission(out_dir: str | Path, table: pd.DataFrame, scores,
     out_dir : path-like
     table : pandas.DataFrame
         One row per test clip with columns ``file``, ``machine`` and ``section``
-        (e.g. :func:`asdkit.dataset.scan_root` restricted to ``split == "test"``).
+        (e.g. :func:`asdkit.data.dataset.scan_root` restricted to ``split == "test"``).
     scores : array-like of shape (n_clips,)
         Anomaly scores aligned with the rows of ``table``.
     thresholds : mapping of str to float, optional
-        Machine -> decision threshold (e.g. :func:`asdkit.metrics.gamma_threshold`
+        Machine -> decision threshold (e.g. :func:`asdkit.evaluation.metrics.gamma_threshold`
         of its training scores). A clip is decided anomalous when its score is
         strictly above the threshold. Without it, no decision file is written.
 

@@ -1,7 +1,7 @@
 """Loading and shaping audio clips: ``load_clip -> standardize -> segment``.
 
 Each step is a small function that can be tested and used alone; the feature
-functions in :mod:`asdkit.features` take their output.
+functions in :mod:`asdkit.features.spectra` take their output.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioError, ConfigError
+from asdkit.errors import AudioError, ConfigError
 
 __all__ = ["SAMPLE_RATE", "load_clip", "standardize", "segment", "segment_starts"]
 

@@ -2,7 +2,7 @@
 
 Section 3.2 and 4 of the technical report, as asdkit blocks:
 
-* ``f_FE`` (:class:`asdkit.resnet.ResNet18`) maps a 2-s log-mel segment to an
+* ``f_FE`` (:class:`asdkit.models.resnet.ResNet18`) maps a 2-s log-mel segment to an
   embedding;
 * ``g_machine`` (:class:`MachineHead`) tells the target machine type's clips
   (t = 1) from clips of the root's other machine types (t = 0, pseudo-anomalies,
@@ -37,13 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import mixup, smote
-from .engine import History, TrainConfig, fit as engine_fit, seeded, select_device
-from .errors import ConfigError, DatasetError
-from .presets import named_preset
-from .features import FEATURE_PRESETS, FeatureConfig, extract
-from .metrics import gamma_threshold
-from .resnet import ResNet18
+from asdkit.features.augment import mixup, smote
+from asdkit.training.engine import History, TrainConfig, fit as engine_fit, seeded, select_device
+from asdkit.errors import ConfigError, DatasetError
+from asdkit.presets import named_preset
+from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig, extract
+from asdkit.scoring.threshold import gamma_threshold
+from asdkit.models.resnet import ResNet18
 
 __all__ = [
     "OEVAEConfig", "OEVAE_PRESETS", "oevae_config", "attribute_values", "AttributeValues", "MachineHead",
@@ -63,7 +63,7 @@ class OEVAEConfig:
     Attributes
     ----------
     features : str
-        Log-mel preset of :data:`asdkit.features.FEATURE_PRESETS` (``"paper"``:
+        Log-mel preset of :data:`asdkit.features.spectra.FEATURE_PRESETS` (``"paper"``:
         224 bands, 8 segments of 2 s per clip).
     width : int
         ResNet18 width (64 = the standard ResNet18; embedding = ``8 * width``).
@@ -194,7 +194,7 @@ class AttributeValues(NamedTuple):
 
 
 def _mean_power_db(paths, sr: int) -> np.ndarray:
-    from .audio import load_clip
+    from asdkit.data.audio import load_clip
 
     return np.array([10 * np.log10(np.mean(np.square(load_clip(p, sr=sr), dtype=np.float64)) + 1e-12)
                      for p in paths])
@@ -551,7 +551,7 @@ class OEVAEDetector:
     ----------
     config_ : OEVAEConfig
     net_ : OEVAENet
-    history_ : asdkit.engine.History
+    history_ : asdkit.training.engine.History
         Joint loss per epoch.
     epoch_log_ : pandas.DataFrame
         Per epoch: ``machine_loss``, ``kl``, ``recon`` (per normal segment) and
@@ -573,7 +573,7 @@ class OEVAEDetector:
     Notes
     -----
     * **Features**: log-mel of 8 segments of 2 s per clip (the report's
-      preprocessing, :func:`asdkit.features.extract`).
+      preprocessing, :func:`asdkit.features.spectra.extract`).
     * **Pseudo-anomalies**: training clips of the root's other machine types
       (``outliers=``), all of their segments, drawn uniformly at random, as
       many per batch as normal segments.
@@ -851,7 +851,7 @@ def ablation_table(table: pd.DataFrame, *, variants: dict | None = None, preset:
         One row per variant: harmonic means over machine types of AUC(source),
         AUC(target), pAUC and the official score, in %.
     """
-    from .metrics import section_metrics, summary_percent
+    from asdkit.evaluation.metrics import section_metrics, summary_percent
 
     variants = AUGMENTATION_VARIANTS if variants is None else variants
     machines = sorted(table["machine"].unique()) if machines is None else list(machines)

@@ -38,13 +38,13 @@ import pandas as pd
 import scipy.stats
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
-from .errors import ConfigError
+from asdkit.errors import ConfigError
 
 __all__ = [
     "EPS", "MAX_FPR", "DOMAINS", "METRIC_COLUMNS",
     "domain_auc", "auc_source_target", "pauc", "section_metrics", "decision_metrics",
     "official_values", "official_score", "summary_percent", "arithmetic_mean", "floored_hmean",
-    "JackknifeResult", "jackknife_interval", "evaluator_ci95", "gamma_threshold",
+    "JackknifeResult", "jackknife_interval", "evaluator_ci95",
 ]
 
 #: Floor applied to every value entering the harmonic mean; the official
@@ -65,7 +65,7 @@ _DOMAIN_CODES = {0: "source", 1: "target"}
 
 
 # --------------------------------------------------------------------------- input checks
-def _labels(y_true, *, name: str = "y_true") -> np.ndarray:
+def as_labels(y_true, *, name: str = "y_true") -> np.ndarray:
     """Return 0/1 labels (1 = anomaly) as an int array of shape (n,)."""
     y = np.asarray(y_true)
     if y.ndim != 1:
@@ -145,7 +145,7 @@ def domain_auc(y_true, scores, domains, domain: str) -> float:
     """
     if domain not in DOMAINS:
         raise ConfigError(f"domain must be 'source' or 'target', got {domain!r}")
-    y = _labels(y_true)
+    y = as_labels(y_true)
     s = _scores(scores, len(y))
     d = _domains(domains, len(y))
     normals = (d == domain) & (y == 0)
@@ -224,7 +224,7 @@ def pauc(y_true, scores, max_fpr: float = MAX_FPR) -> float:
     """
     if not 0 < max_fpr <= 1:
         raise ConfigError(f"max_fpr must be in (0, 1], got {max_fpr}")
-    y = _labels(y_true)
+    y = as_labels(y_true)
     s = _scores(scores, len(y))
     n_anom = int(y.sum())
     if n_anom == 0 or n_anom == len(y):
@@ -284,8 +284,8 @@ def decision_metrics(y_true, decisions, domains) -> dict[str, float]:
         ``precision_source, recall_source, f1_source, precision_target,
         recall_target, f1_target``; NaN for a domain with no clip at all.
     """
-    y = _labels(y_true)
-    dec = _labels(decisions, name="decisions")
+    y = as_labels(y_true)
+    dec = as_labels(decisions, name="decisions")
     if len(dec) != len(y):
         raise ConfigError(f"decisions must have shape ({len(y)},) like y_true, got ({len(dec)},)")
     d = _domains(domains, len(y))
@@ -563,76 +563,10 @@ def evaluator_ci95(y_true, scores, *, max_fpr: float = MAX_FPR, confidence: floa
     float
         The half-width, on the same 0-1 scale as the AUCs.
     """
-    y = _labels(y_true)
+    y = as_labels(y_true)
     s = _scores(scores, y.shape[0])
     if y.shape[0] < 3 or y.min() == y.max():
         raise ConfigError("evaluator_ci95 needs at least 3 clips with both normal and anomalous ones")
     auc_hw = _loo_half_width(lambda a, b: roc_auc_score(a, b), y, s, confidence)
     pauc_hw = _loo_half_width(lambda a, b: roc_auc_score(a, b, max_fpr=max_fpr), y, s, confidence)
     return float(np.mean([auc_hw, pauc_hw]))
-
-
-# --------------------------------------------------------------------------- decision threshold
-def gamma_threshold(train_scores, quantile: float = 0.9) -> float:
-    """The organisers' decision threshold: a quantile of a gamma fit to training scores.
-
-    Fits ``scipy.stats.gamma.fit(train_scores)`` (shape, location and scale by
-    maximum likelihood, as the official baseline does) and returns
-    ``scipy.stats.gamma.ppf(quantile, shape, loc, scale)``. Clips scoring above
-    the threshold are decided anomalous (higher score = more anomalous).
-
-    Fallback: if the fit fails, gives a non-finite threshold, or a threshold
-    outside the training scores' range widened by that range on each side
-    (``[min - ptp, max + ptp]``), the empirical ``numpy.quantile(train_scores,
-    quantile)`` is returned with a :class:`RuntimeWarning`. The free-location
-    maximum-likelihood fit does go astray on left-skewed scores: selective
-    Mahalanobis training scores with ten in-sample target clips far below the
-    rest gave a location of -6.5e4 and a 0.9 quantile ten times the largest
-    training score, so that no test clip at all was flagged.
-
-    Parameters
-    ----------
-    train_scores : array-like of shape (n_train_clips,)
-        Anomaly scores of the (normal) training clips.
-    quantile : float, default 0.9
-        In (0, 1).
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    ConfigError
-        If ``quantile`` is not in (0, 1), the scores are not 1-D, fewer than 2,
-        contain NaN/inf, or are all equal (no spread to fit).
-    """
-    if not 0 < quantile < 1:
-        raise ConfigError(f"quantile must be in (0, 1), got {quantile}")
-    s = np.asarray(train_scores, dtype=np.float64)
-    if s.ndim != 1:
-        raise ConfigError(f"train_scores must be one-dimensional (n_train_clips,), got shape {s.shape}")
-    if s.size < 2:
-        raise ConfigError(f"gamma_threshold needs at least 2 training scores to fit, got {s.size}")
-    bad = ~np.isfinite(s)
-    if bad.any():
-        raise ConfigError(f"train_scores: {int(bad.sum())} of {s.size} values are NaN or infinite; "
-                          "fix the scorer before fitting a threshold")
-    if np.ptp(s) == 0:
-        raise ConfigError(f"train_scores are all equal ({s[0]!r}); a gamma distribution cannot be "
-                          "fitted and no threshold separates anything. Check the scorer.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            a, loc, scale = scipy.stats.gamma.fit(s)
-            threshold = float(scipy.stats.gamma.ppf(quantile, a, loc=loc, scale=scale))
-    except (ValueError, RuntimeError, FloatingPointError):
-        threshold = float("nan")
-    spread = float(np.ptp(s))
-    if not (np.isfinite(threshold) and s.min() - spread <= threshold <= s.max() + spread):
-        warnings.warn("gamma fit of the training scores failed or is implausible (its "
-                      f"{quantile:g} quantile is {threshold:.6g}, the scores lie in [{s.min():.6g}, "
-                      f"{s.max():.6g}]); using their empirical {quantile:g} quantile as the threshold",
-                      RuntimeWarning, stacklevel=2)
-        threshold = float(np.quantile(s, quantile))
-    return threshold

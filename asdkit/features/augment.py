@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from asdkit.errors import ConfigError
 
 __all__ = ["mixup", "MixupResult", "smote", "SmoteResult"]
 

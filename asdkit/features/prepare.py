@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import FeatureCache, atomic_write_bytes
-from .dataset import scan_root, summarize
-from .features import extract, feature_config
+from asdkit.features.cache import FeatureCache
+from asdkit.io import atomic_write_bytes
+from asdkit.data.dataset import scan_root, summarize
+from asdkit.features.spectra import extract, feature_config
 
 __all__ = ["prepare"]
 

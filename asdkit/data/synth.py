@@ -60,7 +60,7 @@ domain other conditions and 10. Each anomalous clip has one anomaly kind,
 drawn at random, with a severity drawn uniformly from [0, 1]: severity 0 is
 about inaudible to the reference detector, severity 1 clearly detectable.
 
-Calibration: the plain reference detector :class:`asdkit.reference.MelStatsKNN`
+Calibration: the plain reference detector :class:`asdkit.models.reference.MelStatsKNN`
 (1-NN on per-clip log-mel means and standard deviations), fitted on all
 training clips of a machine type at the ``paper`` counts, reaches AUC(source)
 of 0.75-0.92 on every machine type and AUC(target) of 0.45-0.60, 0.2-0.4 lower
@@ -94,12 +94,12 @@ import pandas as pd
 import soundfile as sf
 from scipy import fft as sp_fft
 
-from .errors import ConfigError, DatasetError
-from .names import NO_ATTRIBUTE, format_filename
+from asdkit.errors import ConfigError, DatasetError
+from asdkit.data.names import NO_ATTRIBUTE, format_filename
 
 __all__ = [
     "SynthPreset", "PRESETS", "MachineSpec", "MACHINES", "BACKGROUNDS", "MICROPHONES",
-    "synthesize", "generate_clip", "clip_seed",
+    "synthesize", "generate_clip", "clip_seed", "machine_spec", "synth_preset", "clip_plan",
 ]
 
 _TWO_PI = 2.0 * np.pi
@@ -173,7 +173,7 @@ PRESETS: dict[str, SynthPreset] = {
 }
 
 
-def _preset(preset: str | SynthPreset) -> SynthPreset:
+def synth_preset(preset: str | SynthPreset) -> SynthPreset:
     if isinstance(preset, SynthPreset):
         return preset
     if isinstance(preset, str) and preset in PRESETS:
@@ -654,7 +654,7 @@ MACHINES: dict[str, MachineSpec] = {spec.name: spec for spec in (
 )}
 
 
-def _spec(machine: str | MachineSpec) -> MachineSpec:
+def machine_spec(machine: str | MachineSpec) -> MachineSpec:
     if isinstance(machine, MachineSpec):
         return machine
     if isinstance(machine, str) and machine in MACHINES:
@@ -675,7 +675,7 @@ def clip_seed(seed: int, machine: str, split: str, domain: str, label: str, inde
     for name, value, ids in checks:
         if value not in ids:
             raise ConfigError(f"{name} must be one of {list(ids)}, got {value!r}.")
-    return np.random.SeedSequence([int(seed), _spec(machine).machine_id, _SPLIT_ID[split],
+    return np.random.SeedSequence([int(seed), machine_spec(machine).machine_id, _SPLIT_ID[split],
                                    _DOMAIN_ID[domain], _LABEL_ID[label], int(index)])
 
 
@@ -732,7 +732,7 @@ def generate_clip(machine: str, *, domain: str = "source", label: str = "normal"
     >>> y.shape, bool(np.abs(y).max() < 1.0)
     ((32000,), True)
     """
-    spec = _spec(machine)
+    spec = machine_spec(machine)
     if label not in _LABEL_ID:
         raise ConfigError(f"label must be 'normal' or 'anomaly', got {label!r}.")
     conditions = spec.conditions(domain)
@@ -819,7 +819,7 @@ def _write_attributes_csv(path: Path, machine: str, rows: list[tuple[str, str, d
             tmp.unlink()
 
 
-def _plan(spec: MachineSpec, preset: SynthPreset):
+def clip_plan(spec: MachineSpec, preset: SynthPreset):
     """The clips of one machine: (split, domain, label, index, condition), in a fixed order."""
     cells = [("train", "source", "normal", preset.n_source_train),
              ("train", "target", "normal", preset.n_target_train)]
@@ -856,7 +856,7 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
     Returns
     -------
     pandas.DataFrame
-        One row per written clip with the columns of :func:`asdkit.dataset.scan_root`
+        One row per written clip with the columns of :func:`asdkit.data.dataset.scan_root`
         (``path``, ``file``, ``machine``, ``part``, ``section``, ``split``, ``domain``,
         ``label``, ``index``, ``attributes``, ``has_attributes``, ``pattern``) plus
         ``condition`` (the physical condition, concealed ones included),
@@ -877,13 +877,13 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
     name and renamed, so an interruption never leaves a half-written machine
     folder (a stale temporary folder is removed by the next run).
     """
-    cfg = _preset(preset)
+    cfg = synth_preset(preset)
     if machines is None:
         specs = list(MACHINES.values())
     else:
         if isinstance(machines, str):
             machines = [machines]
-        specs = [_spec(m) for m in dict.fromkeys(machines)]
+        specs = [machine_spec(m) for m in dict.fromkeys(machines)]
         if not specs:
             raise ConfigError(f"machines is empty; choose some of {list(MACHINES)} or pass None for all.")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -908,7 +908,7 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
                 machine_rows, csv_rows = [], []
                 for split in _SPLIT_ID:
                     (tmp / split).mkdir()
-                for split, domain, label, index, cond in _plan(spec, cfg):
+                for split, domain, label, index, cond in clip_plan(spec, cfg):
                     rng = np.random.default_rng(clip_seed(seed, spec.name, split, domain, label, index))
                     y, info = generate_clip(spec.name, domain=domain, label=label, attributes=cond, rng=rng,
                                             seconds=cfg.clip_seconds, sr=cfg.sr, return_info=True)

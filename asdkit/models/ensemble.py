@@ -22,9 +22,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
-from .metrics import floored_hmean, gamma_threshold, official_score, section_metrics
-from .oevae import ScoreNormalizer
+from asdkit.errors import ConfigError
+from asdkit.evaluation.metrics import floored_hmean, official_score, section_metrics
+from asdkit.scoring.threshold import gamma_threshold
+from asdkit.models.oevae import ScoreNormalizer
 
 __all__ = ["EnsembleDetector", "DEFAULT_MEMBERS", "ensemble_components", "evaluate_weights", "weight_table",
            "ensemble_widget"]
@@ -75,7 +76,7 @@ class EnsembleDetector:
         """Fit the normalisers from the members' training scores (the members must be fitted).
 
         ``X``, ``domains`` and ``outliers`` are accepted for the estimator
-        interface of :mod:`asdkit.run` and not used: the members were fitted on them.
+        interface of :mod:`asdkit.experiments.run` and not used: the members were fitted on them.
         """
         members = dict(members if members is not None else (self.members or {}))
         if len(members) < 2:

@@ -3,10 +3,10 @@
 :func:`evaluate_scores` is asdkit's version of the organisers' evaluator: it
 reads every ``anomaly_score_<machine>_section_<ss>_test.csv`` below a folder
 (and the matching ``decision_result_*`` files where present), takes labels and
-domains of the test clips from :func:`asdkit.dataset.scan_root` (file names on
+domains of the test clips from :func:`asdkit.data.dataset.scan_root` (file names on
 the development set, ground-truth CSVs for anonymised evaluation clips), and
 computes the per-section metrics and the official score of
-:mod:`asdkit.metrics`. Unlike the organisers' script, which pairs rows by
+:mod:`asdkit.evaluation.metrics`. Unlike the organisers' script, which pairs rows by
 sorting both files, clips are matched **by file name**, and a score file that
 misses clips or names unknown ones is an error, not a silent misalignment.
 
@@ -24,11 +24,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .dataset import find_machines, scan_root
-from .errors import ConfigError, DatasetError, ScoreFileError
-from .metrics import (DOMAINS, METRIC_COLUMNS, arithmetic_mean, decision_metrics, domain_auc,
+from asdkit.data.dataset import find_machines, scan_root
+from asdkit.errors import ConfigError, DatasetError, ScoreFileError
+from asdkit.evaluation.metrics import (DOMAINS, METRIC_COLUMNS, arithmetic_mean, decision_metrics, domain_auc,
                       evaluator_ci95, floored_hmean, jackknife_interval, official_score, official_values, pauc)
-from .outputs import (atomic_write_text, find_decision_files, find_score_files, read_decision_file,
+from asdkit.io import atomic_write_text
+from asdkit.evaluation.outputs import (find_decision_files, find_score_files, read_decision_file,
                       read_score_file)
 
 __all__ = ["EvaluationResult", "TABLE_COLUMNS", "DECISION_COLUMNS", "evaluate_scores",
@@ -63,18 +64,18 @@ class EvaluationResult:
         per domain (NaN without a decision file), and the paths read.
     official_score : float
         Harmonic mean of all AUC(source), AUC(target) and pAUC values, each
-        floored at :data:`asdkit.metrics.EPS`.
+        floored at :data:`asdkit.evaluation.metrics.EPS`.
     arithmetic_mean : float
         Arithmetic mean of the same values.
     jackknife : (float, float)
         95 % jackknife interval of the official score, leaving one
         machine/section (its three values) out at a time
-        (:func:`asdkit.metrics.jackknife_interval`); ``(nan, nan)`` with fewer
+        (:func:`asdkit.evaluation.metrics.jackknife_interval`); ``(nan, nan)`` with fewer
         than two machine/sections.
     ci95 : float
         The official evaluator's "official score ci95": mean half-width of the
         leave-one-clip-out jackknife intervals of the pooled AUC and pAUC
-        (:func:`asdkit.metrics.evaluator_ci95`).
+        (:func:`asdkit.evaluation.metrics.evaluator_ci95`).
     n_values : int
         How many values entered the official score.
     score_dir, data_root : str
@@ -184,7 +185,7 @@ def evaluate_scores(score_dir: str | Path, data_root: str | Path, *,
         (subfolders are searched too) and, optionally, the matching
         ``decision_result_*`` files.
     data_root : path-like
-        Any DCASE-layout root (:func:`asdkit.dataset.scan_root`). Only its
+        Any DCASE-layout root (:func:`asdkit.data.dataset.scan_root`). Only its
         ``test`` clips are used; malformed names outside ``test`` folders are ignored.
     machines : sequence of str, optional
         Evaluate only these machine types (each must have a score file).

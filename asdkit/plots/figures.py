@@ -1,14 +1,14 @@
 """Plots for notebooks and reports. Each takes ``ax=`` (made if None) and returns it.
 
-Computation lives elsewhere (:mod:`asdkit.features`, :mod:`asdkit.explore`);
+Computation lives elsewhere (:mod:`asdkit.features.spectra`, :mod:`asdkit.plots.explore`);
 these functions only draw what they are given.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .features import FEATURE_PRESETS, FeatureConfig
-from .metrics import _labels
+from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
+from asdkit.evaluation.metrics import as_labels
 
 __all__ = ["plot_log_mel", "plot_band_profiles", "plot_embedding", "plot_attribute_counts", "plot_roc",
            "plot_score_histogram", "plot_history"]
@@ -33,7 +33,7 @@ def plot_log_mel(S: np.ndarray, *, config: FeatureConfig = FEATURE_PRESETS["pape
     Parameters
     ----------
     S : ndarray of shape (n_mels, n_frames)
-        Log-mel in dB, as from :func:`asdkit.features.log_mel`.
+        Log-mel in dB, as from :func:`asdkit.features.spectra.log_mel`.
     config : FeatureConfig
         For the time (s) and frequency (Hz) axes.
     ax : matplotlib Axes, optional
@@ -78,7 +78,7 @@ def plot_band_profiles(profiles, *, config: FeatureConfig = FEATURE_PRESETS["pap
     ----------
     profiles : pandas.DataFrame
         One row per group (the index names it), one column per mel band, as
-        from :func:`asdkit.explore.band_profiles`.
+        from :func:`asdkit.plots.explore.band_profiles`.
     """
     import librosa
 
@@ -162,7 +162,7 @@ def plot_attribute_counts(counts, *, ax=None, title: str | None = None):
     ----------
     counts : pandas.DataFrame
         Index = attribute values, columns = domains (as from
-        :func:`asdkit.explore.attribute_counts`).
+        :func:`asdkit.plots.explore.attribute_counts`).
     """
     ax = _ax(ax)
     colours = [_DOMAIN_COLOURS.get(c, "grey") for c in counts.columns]
@@ -192,7 +192,7 @@ def plot_roc(scores, *, labels, domains, ax=None, title: str | None = None):
 
     ax = _ax(ax)
     s = np.asarray(scores, dtype=float)
-    y = _labels(labels, name="labels")
+    y = as_labels(labels, name="labels")
     d = np.asarray(domains, dtype=object)
     for dom, colour in _DOMAIN_COLOURS.items():
         m = ((d == dom) & (y == 0)) | (y == 1)
@@ -214,7 +214,7 @@ def plot_score_histogram(scores, *, labels, domains, ax=None, threshold: float |
     """Histograms of anomaly scores by domain (colour) and label (filled = normal, outline = anomaly)."""
     ax = _ax(ax)
     s = np.asarray(scores, dtype=float)
-    y = _labels(labels, name="labels")
+    y = as_labels(labels, name="labels")
     d = np.asarray(domains, dtype=object)
     edges = np.histogram_bin_edges(s[np.isfinite(s)], bins=bins)
     for dom, colour in _DOMAIN_COLOURS.items():
@@ -233,7 +233,7 @@ def plot_score_histogram(scores, *, labels, domains, ax=None, threshold: float |
 
 
 def plot_history(history, *, ax=None, title: str | None = None, log: bool = True):
-    """Training (and validation) loss per epoch from an :class:`asdkit.engine.History`."""
+    """Training (and validation) loss per epoch from an :class:`asdkit.training.engine.History`."""
     ax = _ax(ax)
     train = list(getattr(history, "train_loss", []))
     val = [v for v in getattr(history, "val_loss", []) if v is not None]

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DatasetError, FileNameError
-from .names import NO_ATTRIBUTE, parse_filename
+from asdkit.errors import DatasetError, FileNameError
+from asdkit.data.names import NO_ATTRIBUTE, parse_filename
 
 __all__ = ["scan_root", "find_machines", "summarize", "read_attributes_csv", "COLUMNS"]
 

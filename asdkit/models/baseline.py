@@ -9,7 +9,7 @@ The pieces chain like the rest of asdkit::
 
 and :class:`AutoencoderBaseline` wires them together in the scikit-learn
 manner (``fit`` / ``score_samples`` / ``decision``), with training done by
-:func:`asdkit.engine.fit`.
+:func:`asdkit.training.engine.fit`.
 
 Faithful to the official system (``nttcslab/dcase2023_task2_baseline_ae``,
 2024 release; see ``dcase-facts.md``):
@@ -29,7 +29,7 @@ Faithful to the official system (``nttcslab/dcase2023_task2_baseline_ae``,
   on the source and on the target training clips; the clip score is the
   smaller of the two per-domain scores;
 * decision threshold: 0.9 quantile of a gamma distribution fitted to the
-  training clips' scores (:func:`asdkit.metrics.gamma_threshold`).
+  training clips' scores (:func:`asdkit.evaluation.metrics.gamma_threshold`).
 
 Deliberate differences, each documented where it lives: the Mahalanobis
 covariance is a Ledoit-Wolf estimate by default (the official code inverts
@@ -54,12 +54,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .audio import load_clip
-from .engine import History, TrainConfig, fit as engine_fit, seeded, select_device
-from .errors import ConfigError
-from .presets import named_preset
-from .features import FeatureConfig, TorchFeatures
-from .metrics import gamma_threshold
+from asdkit.data.audio import load_clip
+from asdkit.training.engine import History, TrainConfig, fit as engine_fit, seeded, select_device
+from asdkit.errors import ConfigError
+from asdkit.presets import named_preset
+from asdkit.features.spectra import FeatureConfig, TorchFeatures
+from asdkit.scoring.threshold import gamma_threshold
 
 __all__ = [
     "BaselineConfig", "BASELINE_PRESETS", "baseline_config", "baseline_log_mel", "frame_vectors",
@@ -104,7 +104,7 @@ class BaselineConfig:
     n_layers : int
         Hidden layers on each side of the bottleneck.
     epochs, batch_size, lr, val_fraction
-        Training (Adam), see :class:`asdkit.engine.TrainConfig`.
+        Training (Adam), see :class:`asdkit.training.engine.TrainConfig`.
     """
 
     sr: int = 16000
@@ -150,13 +150,13 @@ class BaselineConfig:
         return 1 + int(n_samples) // self.hop_length
 
     def feature_config(self, n_samples: int) -> FeatureConfig:
-        """The :class:`~asdkit.features.FeatureConfig` of a whole clip of ``n_samples`` (one segment)."""
+        """The :class:`~asdkit.features.spectra.FeatureConfig` of a whole clip of ``n_samples`` (one segment)."""
         return FeatureConfig(sr=self.sr, n_segments=1, segment_seconds=int(n_samples) / self.sr, n_fft=self.n_fft,
                              hop_length=self.hop_length, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
                              amin=self.amin)
 
     def train_config(self, *, seed: int = 0, **kwargs) -> TrainConfig:
-        """The engine's :class:`~asdkit.engine.TrainConfig` for these settings (extra fields by keyword)."""
+        """The engine's :class:`~asdkit.training.engine.TrainConfig` for these settings (extra fields by keyword)."""
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
                            val_fraction=self.val_fraction, **kwargs)
 
@@ -236,7 +236,7 @@ def baseline_log_mel(waveforms, config: BaselineConfig = BASELINE_PRESETS["paper
                      device: str | torch.device = "cpu", batch_size: int = 32) -> np.ndarray:
     """Log-mel spectrograms of whole clips, as the baseline computes them.
 
-    No amplitude standardisation (unlike :meth:`asdkit.features.TorchFeatures.clips`):
+    No amplitude standardisation (unlike :meth:`asdkit.features.spectra.TorchFeatures.clips`):
     the official baseline works on the raw waveform scale.
 
     Parameters
@@ -456,7 +456,7 @@ class DenseAE(nn.Module):
 
 
 def ae_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """The baseline's training loss for :func:`asdkit.engine.fit`: MSE of the reconstruction (float32)."""
+    """The baseline's training loss for :func:`asdkit.training.engine.fit`: MSE of the reconstruction (float32)."""
     return nn.functional.mse_loss(model(batch).recon.float(), batch.float())
 
 
@@ -864,7 +864,7 @@ class AutoencoderBaseline:
         Weight initialisation, validation split and batch order derive from it;
         two fits with the same seed on CPU give identical scores.
     device : str, default "auto"
-        See :func:`asdkit.engine.select_device`.
+        See :func:`asdkit.training.engine.select_device`.
     covariance : {"ledoit_wolf", "empirical"}, default "ledoit_wolf"
         Covariance estimate of the Mahalanobis scorer.
     progress : bool, default False
@@ -885,7 +885,7 @@ class AutoencoderBaseline:
     config_ : BaselineConfig
     model_ : DenseAE
         The trained network (eval mode, on the device).
-    history_ : asdkit.engine.History
+    history_ : asdkit.training.engine.History
         Per-epoch training and validation loss.
     mse_scorer_ : MSEScorer
     mahala_scorer_ : SelectiveMahalanobisScorer
@@ -905,7 +905,7 @@ class AutoencoderBaseline:
 
     Examples
     --------
-    >>> from asdkit.synth import generate_clip
+    >>> from asdkit.data.synth import generate_clip
     >>> train = np.stack([generate_clip("SynFan", rng=i, seconds=2.0) for i in range(8)])
     >>> det = AutoencoderBaseline(preset=baseline_config("quick", epochs=1), device="cpu")
     >>> det.fit(train, ["source"] * 6 + ["target"] * 2).score_samples(train[:3]).shape

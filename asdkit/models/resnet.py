@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from asdkit.errors import ConfigError
 
 __all__ = ["BasicBlock", "ResNet18"]
 

@@ -1,0 +1,1 @@
+"""Experiments: named systems, the experiment protocol, ``asdkit run``, ablations and weight sweeps."""

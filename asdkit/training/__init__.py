@@ -1,0 +1,3 @@
+"""Training: the one engine that trains every asdkit network (device, seeds, mixed precision, checkpoints)."""
+from asdkit.training.engine import (CHECKPOINT_NAME, History, TrainConfig, fit, load_checkpoint, seeded,  # noqa: F401
+                                    select_device)
