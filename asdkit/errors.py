@@ -15,6 +15,7 @@ __all__ = [
     "ScoreFileError",
     "DownloadError",
     "ConfigError",
+    "NotFittedError",
 ]
 
 
@@ -44,3 +45,7 @@ class DownloadError(AsdkitError):
 
 class ConfigError(AsdkitError):
     """An argument or configuration value is out of range or unknown."""
+
+
+class NotFittedError(ConfigError):
+    """A detector or scorer is used before ``fit`` (or ``load``): fit it first."""

@@ -1,6 +1,8 @@
 """Shared fixtures of the asdkit test suite."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -41,3 +43,20 @@ def one_thread():
     with threadpool_limits(1):
         yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def quick_table(tmp_path_factory):
+    """The embedded quick dataset (seed 0, every machine type), written once per test session: its clip table.
+
+    Read only: a test that changes files makes its own root.
+    """
+    from asdkit.data.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("quick"), preset="quick", seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def quick_root(quick_table) -> Path:
+    """The folder of :func:`quick_table`."""
+    return Path(quick_table.attrs["root"])

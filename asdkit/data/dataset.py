@@ -278,4 +278,66 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     return counts.astype(np.int64)
 
 
-__all__.append("attribute_frame")
+
+
+def clip_table(clips, *, name: str = "clips") -> pd.DataFrame:
+    """The clip table of ``clips``: a table is checked and re-indexed, a list of paths is parsed.
+
+    Every detector's ``fit`` and ``score_samples`` take clips this way.
+
+    Parameters
+    ----------
+    clips : pandas.DataFrame with a ``path`` column, or sequence of path-like
+        Rows of :func:`scan_root`, or wav paths of any DCASE layout (each
+        file name is parsed; the machine type is the name of the folder above
+        ``train``/``test``, and the split that folder's name).
+    name : str
+        The argument's name, for error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With the columns :data:`COLUMNS` (a table keeps its own extra columns),
+        index ``0 .. n-1``.
+
+    Raises
+    ------
+    ConfigError
+        ``clips`` is a single path, a table without a ``path`` column, an
+        array of waveforms, or holds something other than paths.
+    FileNameError
+        A path's file name follows no DCASE pattern.
+    """
+    from asdkit.errors import ConfigError
+
+    if isinstance(clips, pd.DataFrame):
+        if "path" not in clips.columns:
+            raise ConfigError(f"{name}: a clip table needs a 'path' column (rows of asdkit.scan_root).")
+        return clips.reset_index(drop=True)
+    if isinstance(clips, (str, Path)):
+        raise ConfigError(f"{name}={str(clips)!r} is a single path; pass a list of paths or a clip table "
+                          "(asdkit.scan_root rows).")
+    if isinstance(clips, np.ndarray) and clips.dtype.kind in "fiuc":
+        raise ConfigError(f"{name}: got an array of shape {clips.shape}; detectors take clips as a clip table or "
+                          "a list of wav paths (write waveforms with soundfile.write first).")
+    items = list(clips)
+    bad = [type(x).__name__ for x in items if not isinstance(x, (str, Path))]
+    if bad:
+        raise ConfigError(f"{name}: expected wav paths or a clip table, got items of type {sorted(set(bad))}.")
+    rows = []
+    for item in items:
+        path = Path(item)
+        try:
+            c = parse_filename(path.name)
+        except FileNameError as e:
+            raise FileNameError(f"{path}: {e}") from None
+        split = path.parent.name if path.parent.name in _SPLITS else None
+        machine = path.parent.parent.name if split else path.parent.name
+        rows.append(dict(path=str(path.resolve()), file=c.file, machine=machine,
+                         part=_part_of(path.parent.parent, path.parent.parent), section=c.section, split=split,
+                         domain=c.domain, label=c.label, index=c.index, attributes=dict(c.attributes),
+                         has_attributes=c.has_attributes, pattern=c.pattern))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+__all__ += ["attribute_frame", "clip_table"]

@@ -7,3 +7,8 @@ training embeddings, ``score_samples(X)`` returns **higher = more anomalous**
 any backend.
 """
 from asdkit.scoring.threshold import gamma_threshold  # noqa: F401
+from asdkit.scoring.normalize import ScoreNormalizer, check_weights, weighted_sum  # noqa: F401
+from asdkit.scoring.knn import KNNScorer  # noqa: F401
+from asdkit.scoring.kmeans import KMeansTargetScorer, unit_rows  # noqa: F401
+from asdkit.scoring.mahalanobis import MahalanobisScorer, MSEScorer, SelectiveMahalanobisScorer  # noqa: F401
+from asdkit.scoring.domain import SelectiveScorer  # noqa: F401
