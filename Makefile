@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - make the venv, install asdkit, run the main job on the embedded quick dataset
-#   make test   - make the venv, install asdkit with its test tools, run every test and notebook
+#   make test   - make the venv, install asdkit with its test tools, run every test and notebook (what CI runs)
+# and a third is the contributor's lane after every change:
+#   make test-fast - the library tests without the slow ones (no notebooks, no browser): about 2 minutes
 # tests/test_browser.py drives JupyterLab in Debian's chromium (`make chromium` installs it with apt-get;
 # without it the test is skipped, except under CI) through the playwright package of the test extra.
 # No browser is ever downloaded: never run `playwright install`.
@@ -12,7 +14,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-browser chromium bench bench-systems clean
+.PHONY: install demo test test-fast test-browser chromium bench bench-systems clean
 
 $(BIN)/asdkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +28,13 @@ install: $(BIN)/asdkit
 demo: install
 	$(BIN)/asdkit demo --data data/quick --out runs/demo
 
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(NBVAL) tests notebooks
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not browser and not slow" tests
 
 test-browser: install
 	$(BIN)/python -m pytest -m browser tests/test_browser.py

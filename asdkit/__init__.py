@@ -30,10 +30,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from asdkit.errors import (AsdkitError, AudioError, ConfigError, DatasetError, DownloadError,  # noqa: F401
-                           FileNameError, ScoreFileError)
+                           FileNameError, NotFittedError, ScoreFileError)
 from asdkit.data import audio, synth  # noqa: F401
 from asdkit.data.audio import load_clip, segment, standardize  # noqa: F401
-from asdkit.data.dataset import attribute_frame, find_machines, scan_root, summarize  # noqa: F401
+from asdkit.data.dataset import attribute_frame, clip_table, find_machines, scan_root, summarize  # noqa: F401
 from asdkit.data.names import ClipName, format_filename, parse_filename  # noqa: F401
 from asdkit.data.synth import synthesize  # noqa: F401
 from asdkit import features  # noqa: F401
@@ -47,4 +47,8 @@ from asdkit.evaluation import metrics, outputs  # noqa: F401
 from asdkit.evaluation.evaluate import evaluate_scores  # noqa: F401
 from asdkit import plots  # noqa: F401
 from asdkit.plots import explore  # noqa: F401
+from asdkit.models.base import Detector  # noqa: F401
+from asdkit.models.reference import ReferenceKNN  # noqa: F401
 from asdkit.experiments.run import run_experiment  # noqa: F401
+from asdkit.experiments.notebook import notebook_setup  # noqa: F401
+from asdkit.experiments.systems import SYSTEMS, register_system  # noqa: F401

@@ -8,7 +8,8 @@ Subcommands::
     asdkit prepare ROOT --out DIR [--features quick|paper] [--cache DIR] [--device cpu|cuda]
     asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
     asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...] [--cache DIR]
-               [--threads N]
+               [--threads N] [--save-models]
+    asdkit score --model DIR (--data ROOT | --clips WAV...) --out DIR
     asdkit systems
     asdkit demo [--data DIR] [--out DIR]
 
@@ -119,7 +120,8 @@ def cmd_run(args) -> int:
     _threads(getattr(args, "threads", None))
     res = run_experiment(args.data, systems=args.system, preset=args.preset, out=args.out,
                          machines=args.machines, device=_device(args.device), seed=args.seed,
-                         progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None))
+                         progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None),
+                         save_models=getattr(args, "save_models", False))
     if not res.table.empty:
         print()
         print(format_table(res.table))
@@ -129,8 +131,22 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from asdkit.experiments.score import score_clips
+
+    res = score_clips(args.model, out=args.out, data=args.data, clips=args.clips, device=_device(args.device))
+    print(f"{res.detector!r} (fitted on {res.n_train} clips of {', '.join(res.machines) or '?'})")
+    print(f"scored {res.n_clips} clips; wrote {len(res.files)} official files to {args.out}")
+    if res.evaluation is not None:
+        from asdkit.evaluation.evaluate import format_result
+
+        print()
+        print(format_result(res.evaluation))
+    return 0
+
+
 def cmd_systems(args) -> int:
-    from asdkit.experiments.run import SYSTEMS
+    from asdkit.experiments.systems import SYSTEMS
 
     for spec in SYSTEMS.values():
         print(f"{spec.name:18s} {spec.description}")
@@ -214,7 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--cache", type=Path, help="feature cache folder shared across runs (default: OUT/.feature_cache)")
     u.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 on cores "
                    "shared with other jobs, where two threads stall each other)")
+    u.add_argument("--save-models", action="store_true",
+                   help="keep every fitted detector under OUT/models/<family>/<machine>/ (for 'asdkit score')")
     u.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("score", help="score clips with a saved detector; write the official score and decision files")
+    c.add_argument("--model", type=Path, required=True,
+                   help="a saved detector folder (asdkit run --save-models writes OUT/models/<family>/<machine>)")
+    src = c.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="a DCASE-layout root: its test clips of the detector's machine type")
+    src.add_argument("--clips", nargs="+", type=Path, help="wav files named in the DCASE way (section_00_...)")
+    c.add_argument("--out", type=Path, required=True, help="folder for the official files")
+    c.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    c.set_defaults(func=cmd_score)
 
     y = sub.add_parser("systems", help="list the systems 'asdkit run' knows")
     y.set_defaults(func=cmd_systems)

@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         print(f"preset {args.preset!r}: epochs {config.epochs}, batch {config.batch_size}, lr {config.lr}, "
               f"frame_stride {config.frame_stride}; torch threads {torch.get_num_threads()}, device {args.device}")
 
-        det = AutoencoderBaseline(scorer="mse", preset=config, seed=0, device=args.device, progress=args.progress,
+        det = AutoencoderBaseline(score="mse", preset=config, seed=0, device=args.device, progress=args.progress,
                                   memmap_dir=Path(tmp) / "memmap" if args.memmap else None)
         t0 = time.perf_counter()
         det.fit(train)
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     print(f"Mahalanobis shrinkage (source, target): {np.round(det.mahala_scorer_.shrinkage_, 4).tolist()}")
 
     y = (test.label == "anomaly").to_numpy().astype(int)
-    print("\nscorer   AUC    AUC(src) AUC(tgt) pAUC   threshold")
+    print("\nscore    AUC    AUC(src) AUC(tgt) pAUC   threshold")
     for name, s in scores.items():
         m = section_metrics(y, s, test.domain.to_numpy())
         print(f"{name:<8} {roc_auc_score(y, s):.3f}  {m['auc_source']:.3f}    {m['auc_target']:.3f}    "

@@ -1,7 +1,8 @@
 """OEVAE training throughput: 2-s log-mel segments per second through f_FE, g_machine and the VAE.
 
-For each preset, builds the OEVAE network and times optimiser steps of the
-joint loss (:func:`asdkit.models.oevae.oevae_loss`, Mixup on) on random segments of
+For each preset, builds the OEVAE network and times optimiser steps
+(:func:`asdkit.models.oevae.train.oevae_optimizer`, the training run's Adam) of the
+joint loss (:func:`asdkit.models.oevae.train.oevae_loss`, Mixup on) on random segments of
 the preset's input size (half normal, half pseudo-anomaly), after one warm-up
 step. Prints segments/s, seconds per step and what an epoch over a paper-size
 machine type (8 000 segments plus SMOTE) would take at that rate.
@@ -19,7 +20,9 @@ import time
 import torch
 
 from asdkit.training.engine import select_device, seeded
-from asdkit.models.oevae import OEVAE_PRESETS, OEVAENet, oevae_loss
+from asdkit.models.oevae.config import OEVAE_PRESETS
+from asdkit.models.oevae.torch_model import OEVAENet
+from asdkit.models.oevae.train import oevae_loss, oevae_optimizer
 
 
 def bench(preset: str, steps: int, device: torch.device) -> dict:
@@ -29,7 +32,7 @@ def bench(preset: str, steps: int, device: torch.device) -> dict:
     with seeded(0):
         net = OEVAENet(cfg)
     net.to(device).train()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = oevae_optimizer(net.parameters(), cfg.lr, vae=net.vae, lambda_vae=cfg.lambda_vae)
     half = cfg.batch_size // 2
     g = torch.Generator().manual_seed(0)
     x = torch.randn(half, fc.n_mels, n_frames, generator=g).to(device)
@@ -38,7 +41,7 @@ def bench(preset: str, steps: int, device: torch.device) -> dict:
 
     def step(i):
         opt.zero_grad(set_to_none=True)
-        loss = oevae_loss(net, x, prior, xo, lambda_vae=cfg.lambda_vae, mixup_alpha=cfg.mixup_alpha, rng=i)
+        loss, _ = oevae_loss(net, x, prior, xo, lambda_vae=cfg.lambda_vae, mixup_alpha=cfg.mixup_alpha, rng=i)
         loss.backward()
         opt.step()
 

@@ -4,11 +4,11 @@ Usage::
 
     python bench/bench_synth.py                      # write the quick dataset (all machines)
     python bench/bench_synth.py --paper-machine SynFan   # also one machine type at the paper size
-    python bench/bench_synth.py --calibrate --seeds 0 1 2   # AUCs of MelStatsKNN at the paper counts
+    python bench/bench_synth.py --calibrate --seeds 0 1 2   # AUCs of the reference KNN at the paper counts
 
 The calibration generates the clips in memory (no files) in ``--jobs``
 processes and prints, per machine type and seed, AUC(source) and AUC(target)
-of :class:`asdkit.models.reference.MelStatsKNN` fitted on all training clips
+of the reference detector (:func:`asdkit.experiments.calibration.synthetic_aucs`) fitted on all training clips
 (source + target), with the official pooling (all anomalies in both AUCs).
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from asdkit import synth
-from asdkit.models.reference import synthetic_aucs
+from asdkit.data import synth
+from asdkit.experiments.calibration import synthetic_aucs
 
 
 def _folder_mb(root: Path) -> float:
@@ -59,7 +59,7 @@ def main() -> None:
         if args.counts:
             s, t, c, sec = args.counts
             preset = synth.SynthPreset(int(s), int(t), int(c), float(sec))
-        print(f"calibration of MelStatsKNN(n_neighbors=1, n_mels=64) on {preset}")
+        print(f"calibration of the reference KNN (n_neighbors=1, n_mels=64) on {preset}")
         t0 = time.perf_counter()
         tasks = [(m, s) for m in args.machines or list(synth.MACHINES) for s in args.seeds]
         with ProcessPoolExecutor(args.jobs) as pool:

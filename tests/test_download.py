@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asdkit import download as dl
+from asdkit.data import download as dl
 from asdkit.data.dataset import find_machines
 from asdkit.errors import ConfigError, DownloadError
 

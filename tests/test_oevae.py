@@ -1,4 +1,4 @@
-"""OEVAE: configuration, the attribute value v, the VAE, the KNN, the normalisation and a fit on synthetic data."""
+"""OEVAE: configuration, the attribute value v, the VAE, a fit on synthetic data, scoring, save/load."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,26 +6,20 @@ import pandas as pd
 import pytest
 import torch
 
-from asdkit import ConfigError
-from asdkit.models.oevae import (OEVAE_PRESETS, DomainVAE, KNNInlier, OEVAEConfig, OEVAEDetector, ScoreNormalizer,
-                          attribute_values, oevae_config)
-from asdkit.data.synth import synthesize
+from asdkit.errors import ConfigError, NotFittedError
+from asdkit.models.base import Detector
+from asdkit.models.oevae import (AUGMENTATION_VARIANTS, OEVAE_PRESETS, DomainVAE, OEVAEConfig, OEVAEDetector,
+                                 attribute_values, oevae_config)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# Floors for the quick preset on the quick SynFan test clips (40 clips). Measured: see test below.
+# Floors for the quick preset on the quick SynFan test clips (40 clips).
 AUC_FLOOR = 0.6
 
 
 @pytest.fixture(scope="module")
-def quick_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("oevae")
-    return synthesize(root, preset="quick", seed=0, progress=False)
-
-
-@pytest.fixture(scope="module")
-def split(quick_root):
-    t = quick_root
+def split(quick_table):
+    t = quick_table
     fan = t[t.machine == "SynFan"]
     train = fan[fan.split == "train"].reset_index(drop=True)
     test = fan[fan.split == "test"].reset_index(drop=True)
@@ -47,6 +41,8 @@ def test_paper_preset_is_the_reports_setting():
     assert (c.latent, c.n_zd, c.lambda_vae, c.k_scale) == (64, 8, 1e-7, 5.0)
     assert (c.epochs, c.batch_size, c.lr) == (20, 128, 1e-3)
     assert c.feature_config.n_mels == 224
+    for overrides in AUGMENTATION_VARIANTS.values():          # every ablation variant is a valid config
+        assert oevae_config("quick", **overrides).mixup == overrides["mixup"]
 
 
 @pytest.mark.parametrize("kwargs, words", [({"n_zd": 64}, "n_zd"), ({"batch_size": 3}, "batch_size"),
@@ -110,27 +106,6 @@ def test_vae_kl_is_zero_at_the_prior_and_split_latent():
     torch.testing.assert_close(alpha.float(), torch.full((4,), 0.5 * 7 * np.log(2 * np.pi)).float())
 
 
-def test_knn_leave_one_clip_out(rng):
-    base = rng.standard_normal((5, 4)).astype(np.float32) * 10
-    emb = np.repeat(base, 3, axis=0) + rng.standard_normal((15, 4)).astype(np.float32) * 0.01
-    clip = np.repeat(np.arange(5), 3)
-    knn = KNNInlier(n_neighbors=2).fit(emb, groups=clip)
-    loco = knn.training_scores()
-    naive = KNNInlier(n_neighbors=2).fit(emb).training_scores()
-    assert (naive < 0.1).all() and (loco > 1.0).all()      # the own clip's segments no longer count
-    np.testing.assert_allclose(knn.score(base), 0.0, atol=0.05)
-
-
-def test_score_normalizer_uses_training_statistics_only(rng):
-    train, test = rng.normal(5, 2, 200), rng.normal(50, 20, 30)
-    n = ScoreNormalizer().fit(train)
-    assert (n.mean_, n.scale_) == pytest.approx((train.mean(), train.std()))
-    np.testing.assert_allclose(n.transform(test), (test - train.mean()) / train.std())
-    np.testing.assert_allclose(n.transform(test[:5]), n.transform(test)[:5])
-    with pytest.raises(ConfigError, match="not fitted"):
-        ScoreNormalizer().transform(test)
-
-
 # --------------------------------------------------------------------------- fit on synthetic data
 def test_fit_learns_and_records(fitted):
     det, _ = fitted
@@ -151,14 +126,16 @@ def test_normalisation_comes_from_training_clips_only(fitted, split):
         s = det.train_scores_[key]
         assert det.normalizers_[key].mean_ == pytest.approx(s.mean())
         assert det.normalizers_[key].scale_ == pytest.approx(s.std())
-    before = {k: (n.mean_, n.scale_) for k, n in det.normalizers_.items()}
     few = det.score_all(test.iloc[[0, 25]])                # other test sets change nothing
-    assert {k: (n.mean_, n.scale_) for k, n in det.normalizers_.items()} == before
     for key in ("alpha", "beta", "oevae"):
         np.testing.assert_allclose(few[key], scores[key][[0, 25]], rtol=1e-5)
     w = det.config_.w
     np.testing.assert_allclose(scores["oevae"], w * det.normalizers_["alpha"].transform(scores["alpha"])
                                + (1 - w) * det.normalizers_["beta"].transform(scores["beta"]))
+    np.testing.assert_allclose(det.combine(scores["alpha"], scores["beta"], w=1.0),
+                               det.normalizers_["alpha"].transform(scores["alpha"]))
+    with pytest.raises(ConfigError, match="w="):
+        det.combine(scores["alpha"], scores["beta"], w=1.5)
 
 
 def test_auc_floor_and_latent_shapes(fitted, split):
@@ -169,12 +146,80 @@ def test_auc_floor_and_latent_shapes(fitted, split):
     y = (test.label == "anomaly").to_numpy().astype(int)
     auc = {k: roc_auc_score(y, s) for k, s in scores.items()}
     assert auc["oevae"] > AUC_FLOOR, auc
+    assert set(scores) == {"oevae", "alpha", "beta"} and all(s.shape == (len(test),) for s in scores.values())
+    np.testing.assert_array_equal(det.score_samples(test), scores["oevae"])
     z = det.latents(test.iloc[:3])
     assert z.shape == (3, 8, det.config_.latent)
     e = det.embed(test.iloc[:3])
     assert e.shape == (3, 8, det.config_.embedding_dim)
     flags = det.decision(det.train_scores_["oevae"])
     assert 0.02 <= flags.mean() <= 0.3
+
+
+def _snapshot(det):
+    """Every attribute of the detector, with the state of the mutable ones."""
+    return {"keys": sorted(vars(det)), "ids": {k: id(v) for k, v in vars(det).items()},
+            "net": {k: v.clone() for k, v in det.net_.state_dict().items()},
+            "knn": sorted(vars(det.knn_)), "norms": {k: n.get_state() for k, n in det.normalizers_.items()},
+            "thresholds": dict(det.thresholds_), "train": {k: v.copy() for k, v in det.train_scores_.items()}}
+
+
+def test_scoring_does_not_change_the_detector(fitted, split):
+    det, _ = fitted
+    _, test, _ = split
+    before = _snapshot(det)
+    det.score_all(test.iloc[:4])
+    det.components(test.iloc[:4], ks=(1, 2, 4))
+    after = _snapshot(det)
+    assert after["keys"] == before["keys"] and after["ids"] == before["ids"]
+    assert after["knn"] == before["knn"] and after["norms"] == before["norms"]
+    assert after["thresholds"] == before["thresholds"]
+    for k in before["train"]:
+        np.testing.assert_array_equal(after["train"][k], before["train"][k])
+    for k in before["net"]:
+        assert torch.equal(after["net"][k], before["net"][k]), k
+
+
+def test_components_match_score_all_at_the_fitted_k(fitted, split):
+    det, scores = fitted
+    _, test, _ = split
+    comp = det.components(test, ks=(2, 1))
+    assert list(comp.columns) == ["row", "k", "alpha", "beta"]
+    assert len(comp) == 2 * len(test) and list(comp.k.unique()) == [2, 1]
+    k1, k2 = comp[comp.k == 1], comp[comp.k == 2]
+    assert det.config_.n_neighbors == 1
+    np.testing.assert_array_equal(k1.row, np.arange(len(test)))
+    np.testing.assert_array_equal(k1.alpha, det.normalizers_["alpha"].transform(scores["alpha"]))
+    np.testing.assert_array_equal(k1.beta, det.normalizers_["beta"].transform(scores["beta"]))
+    np.testing.assert_array_equal(det.combine(scores["alpha"], scores["beta"]),
+                                  det.config_.w * k1.alpha.to_numpy() + (1 - det.config_.w) * k1.beta.to_numpy())
+    np.testing.assert_array_equal(k2.alpha, k1.alpha)                  # alpha does not depend on k
+    assert not np.allclose(k2.beta, k1.beta)                        # beta of k = 2, on its own training scale
+    assert abs(np.corrcoef(k1.beta, k2.beta)[0, 1]) > 0.8
+    with pytest.raises(ConfigError, match="ks="):
+        det.components(test.iloc[:2], ks=(0,))
+
+
+def test_save_load_scores_bit_identically(fitted, split, tmp_path):
+    det, scores = fitted
+    _, test, _ = split
+    det.save(tmp_path / "oevae")
+    loaded = Detector.load(tmp_path / "oevae")
+    assert type(loaded) is OEVAEDetector and loaded.config_ == det.config_
+    again = loaded.score_all(test)
+    for k in ("oevae", "alpha", "beta"):
+        assert np.array_equal(again[k], scores[k]), k
+        assert np.array_equal(loaded.train_scores_[k], det.train_scores_[k]), k
+    assert loaded.thresholds_ == det.thresholds_
+    pd.testing.assert_frame_equal(loaded.components(test, ks=(1, 2)), det.components(test, ks=(1, 2)),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(loaded.epoch_log_, det.epoch_log_, check_exact=True)
+    assert loaded.history_.train_loss == det.history_.train_loss
+    assert loaded.smote_counts_ == det.smote_counts_
+    assert (loaded.attribute_.source, loaded.attribute_.k) == (det.attribute_.source, det.attribute_.k)
+    np.testing.assert_array_equal(loaded.attribute_.v, det.attribute_.v)
+    loaded.score = "beta"                                             # the score setting picks score_samples'
+    np.testing.assert_array_equal(loaded.score_samples(test.iloc[:3]), scores["beta"][:3])
 
 
 def test_same_seed_same_scores(split):
@@ -192,44 +237,17 @@ def test_same_seed_same_scores(split):
         assert not np.array_equal(a[k], c[k])
 
 
-def test_fit_errors(split):
-    train, _, _ = split
-    with pytest.raises(ConfigError, match="pseudo-anomalies"):
+def test_fit_and_use_errors(split):
+    train, test, others = split
+    with pytest.raises(ConfigError, match="pseudo-anomalies.*outliers="):
         OEVAEDetector(preset="quick", device="cpu").fit(train)
-    with pytest.raises(ConfigError, match="clip table"):
-        OEVAEDetector(preset="quick", device="cpu").fit(list(train.path), outliers=list(train.path))
-    with pytest.raises(ConfigError, match="not fitted"):
-        OEVAEDetector().score_samples(list(train.path[:2]))
-
-
-def test_components_for_the_sweep(fitted, split):
-    from asdkit.experiments.weights import evaluate_weight, oevae_components
-
-    det, scores = fitted
-    _, test, _ = split
-    comp = oevae_components({"SynFan": det}, {"SynFan": test}, ks=(1, 2))
-    assert len(comp) == 2 * len(test) and set(comp.k) == {1, 2}
-    k1 = comp[comp.k == 1]
-    np.testing.assert_allclose(k1.alpha, det.normalizers_["alpha"].transform(scores["alpha"]))
-    np.testing.assert_allclose(k1.beta, det.normalizers_["beta"].transform(scores["beta"]))
-    # the default w reproduces the detector's own combined score
-    from sklearn.metrics import roc_auc_score
-    table, _ = evaluate_weight(comp, det.config_.w, k=1)
-    y = (test.label == "anomaly").to_numpy().astype(int)
-    assert table.auc_source.iloc[0] == pytest.approx(
-        roc_auc_score(y[(test.domain == "source") | (y == 1)], scores["oevae"][(test.domain == "source") | (y == 1)]))
-    # k = 2 neighbours give larger distances, and its normaliser is fitted on training clips for k = 2
-    k2 = det.score_all(test, n_neighbors=2)
-    assert (k2["beta"] >= scores["beta"] - 1e-6).all()
-    assert det.beta_normalizer(2).mean_ > det.beta_normalizer(1).mean_
-
-
-def test_ablation_table_switches_the_augmentations(quick_root):
-    from asdkit.models.oevae import ablation_table
-
-    variants = {"none": {"mixup": False, "smote": False}, "Mixup + SMOTE": {"mixup": True, "smote": True}}
-    t = ablation_table(quick_root, variants=variants, preset=oevae_config("quick", epochs=1), machines=["SynFan"])
-    assert list(t.index) == ["none", "Mixup + SMOTE"]
-    assert list(t.columns) == ["AUC(source)", "AUC(target)", "pAUC", "official score"]
-    assert ((t > 0) & (t <= 100)).all().all()
-    assert not np.allclose(t.loc["none"], t.loc["Mixup + SMOTE"])       # the switches change the model
+    with pytest.raises(ConfigError, match="pseudo-anomalies"):
+        OEVAEDetector(preset="quick", device="cpu").fit(train, outliers=others.iloc[:0])
+    with pytest.raises(ConfigError, match="score='nope'"):
+        OEVAEDetector(preset="quick", device="cpu", score="nope").fit(train, outliers=others)
+    fresh = OEVAEDetector()
+    for use in (lambda: fresh.score_samples(test.iloc[:2]), lambda: fresh.score_all(list(test.path[:2])),
+                lambda: fresh.embed(test.iloc[:2]), lambda: fresh.components(test.iloc[:2]),
+                lambda: fresh.combine([0.0], [0.0]), lambda: fresh.decision([0.0])):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            use()

@@ -7,7 +7,7 @@ import pytest
 
 from asdkit import ConfigError
 from asdkit.evaluation.metrics import official_score, section_metrics
-from asdkit.experiments.weights import combine, evaluate_weight, sweep_table
+from asdkit.experiments.weights import combine, evaluate_weights, sweep_table
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def components(rng):
 
 
 def test_evaluate_weight_matches_the_metrics_by_hand(components):
-    table, score = evaluate_weight(components, 0.0)
+    table, score = evaluate_weights(components, 0.0)
     a = components[components.machine == "A"]
     expected = section_metrics(a.label, a.beta, a.domain)
     row = table[table.machine == "A"].iloc[0]
@@ -50,27 +50,27 @@ def test_sweep_shows_what_each_component_brings(components):
 
 def test_sweep_errors(components):
     with pytest.raises(ConfigError, match="w="):
-        evaluate_weight(components, 1.5)
+        evaluate_weights(components, 1.5)
     with pytest.raises(ConfigError, match="k=4"):
-        evaluate_weight(components, 0.5, k=4)
-    with pytest.raises(ConfigError, match="lack the column"):
+        evaluate_weights(components, 0.5, k=4)
+    with pytest.raises(ConfigError, match="two score columns"):
         sweep_table(components.drop(columns="alpha"))
 
 
 def test_widget_redraws_the_metrics_when_w_moves(components):
     import re
 
-    from asdkit.experiments.weights import sweep_widget
+    from asdkit.experiments.weights import weight_widget
 
-    box = sweep_widget(components, plots=False)
+    box = weight_widget(components.assign(k=1).pipe(lambda c: pd.concat([c, c.assign(k=2)])), plots=False)
     (w_slider, k_choice), summary = box.children[0].children, box.children[1]
     assert w_slider.description == "w" and k_choice.description == "k" and w_slider.value == 0.5
 
     def shown():
         return float(re.search(r"official score: ([0-9.]+) %", summary.value).group(1))
 
-    _, score = evaluate_weight(components, 0.5, 1)
+    _, score = evaluate_weights(components, 0.5, 1)
     assert shown() == pytest.approx(100 * score, abs=0.005)
     w_slider.value = 0.0
-    _, score0 = evaluate_weight(components, 0.0, 1)
+    _, score0 = evaluate_weights(components, 0.0, 1)
     assert shown() == pytest.approx(100 * score0, abs=0.005) and shown() != pytest.approx(100 * score, abs=0.005)

@@ -13,11 +13,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from asdkit import synth
+from asdkit.data import synth
 from asdkit.data.dataset import COLUMNS, read_attributes_csv, scan_root
 from asdkit.errors import ConfigError, DatasetError
 from asdkit.data.names import parse_filename
-from asdkit.models.reference import MelStatsKNN, clip_statistics, synthetic_aucs
+from asdkit.experiments.calibration import synthetic_aucs
+from asdkit.models.reference import ReferenceKNN, clip_statistics
 from asdkit.data.synth import MACHINES, PRESETS, SynthPreset, generate_clip, synthesize
 
 #: A very small preset for the byte-level tests: 13 one-second clips per machine type.
@@ -278,19 +279,23 @@ def test_interrupted_run_leaves_no_half_written_machine(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- reference detector
-def test_clip_statistics_and_knn_contract(rng):
-    noise = rng.standard_normal((6, 8000))
+def test_clip_statistics_and_reference_detector(rng, write_wav):
+    noise = rng.standard_normal((6, 32000))
     feats = clip_statistics(noise, sr=16000, n_mels=32)
     assert feats.shape == (6, 64) and np.isfinite(feats).all()
     # amplitude-standardised: the level does not matter
     np.testing.assert_allclose(clip_statistics(noise * 100.0, n_mels=32), feats, atol=1e-6)
-    det = MelStatsKNN(n_neighbors=2, n_mels=32)
-    assert det.fit(noise, domains=["source"] * 6) is det
-    tone = np.sin(2 * np.pi * 1000 * np.arange(8000) / 16000) + 0.1 * rng.standard_normal(8000)
-    scores = det.score_samples([noise[0] + 0.01 * rng.standard_normal(8000), tone])
+    train = [write_wav(f"fan/train/section_00_source_train_normal_{i:04d}_a_1.wav", 0.1 * y)
+             for i, y in enumerate(noise)]
+    det = ReferenceKNN(n_neighbors=2, n_mels=32)
+    assert det.fit(train) is det
+    tone = np.sin(2 * np.pi * 1000 * np.arange(32000) / 16000) + 0.1 * rng.standard_normal(32000)
+    test = [write_wav("fan/test/section_00_source_test_normal_0000_a_1.wav", 0.1 * (noise[0] + 0.01 * rng.standard_normal(32000))),
+            write_wav("fan/test/section_00_source_test_anomaly_0000_a_1.wav", 0.1 * tone)]
+    scores = det.score_samples(test)
     assert scores.shape == (2,) and scores[1] > scores[0]  # higher = more anomalous
     with pytest.raises(ConfigError):
-        MelStatsKNN().score_samples(noise)
+        ReferenceKNN().score_samples(test)
     with pytest.raises(ConfigError):
         clip_statistics(noise[0])
 

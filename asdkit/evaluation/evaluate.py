@@ -33,7 +33,7 @@ from asdkit.evaluation.outputs import (find_decision_files, find_score_files, re
                       read_score_file)
 
 __all__ = ["EvaluationResult", "TABLE_COLUMNS", "DECISION_COLUMNS", "evaluate_scores",
-           "format_result", "save_result"]
+           "format_result", "save_result", "evaluate_frame"]
 
 #: Precision/recall/F1 columns, NaN where a section has no decision file.
 DECISION_COLUMNS = [f"{m}_{d}" for m in ("precision", "recall", "f1") for d in DOMAINS]
@@ -147,9 +147,9 @@ def _align(path: Path, read: pd.DataFrame, column: str, sub: pd.DataFrame, machi
     return read.set_index("file").loc[expected, column].to_numpy()
 
 
-def _section_row(machine: str, section: str, sub: pd.DataFrame, score_path: Path,
-                 decision_path: Path | None, root: Path) -> tuple[dict, np.ndarray, np.ndarray]:
-    scores = _align(score_path, read_score_file(score_path), "score", sub, machine, section, root)
+def _metrics_row(machine: str, section: str, sub: pd.DataFrame, scores: np.ndarray,
+                 decisions: np.ndarray | None, root: str) -> tuple[dict, np.ndarray]:
+    """The table row of one machine/section from its test clips (in order) and their scores / decisions."""
     y = (sub["label"] == "anomaly").to_numpy().astype(np.int64)
     domains = sub["domain"].to_numpy()
     row: dict = {"machine": machine, "section": section,
@@ -159,14 +159,78 @@ def _section_row(machine: str, section: str, sub: pd.DataFrame, score_path: Path
             row[f"auc_{d}"] = domain_auc(y, scores, domains, d) if (domains == d).any() else math.nan
         row["pauc"] = pauc(y, scores)
     except ConfigError as e:
-        raise DatasetError(f"{machine} section {section} under {str(root)!r}: {e}. The test set of a "
+        raise DatasetError(f"{machine} section {section} under {root!r}: {e}. The test set of a "
                            "section needs normal and anomalous clips in each domain it has.") from e
-    if decision_path is not None:
-        dec = _align(decision_path, read_decision_file(decision_path), "decision", sub, machine,
-                     section, root)
-        row.update(decision_metrics(y, dec, domains))
+    if decisions is not None:
+        row.update(decision_metrics(y, decisions, domains))
     else:
         row.update({c: math.nan for c in DECISION_COLUMNS})
+    return row, y
+
+
+def _result(rows: list[dict], pooled_y: list, pooled_s: list, score_dir: str, data_root: str) -> EvaluationResult:
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    values = table[list(METRIC_COLUMNS)].to_numpy(dtype=np.float64)
+    if len(table) >= 2:
+        jk = jackknife_interval(values, statistic=floored_hmean)
+        interval = (jk.low, jk.high)
+    else:
+        interval = (math.nan, math.nan)
+    return EvaluationResult(
+        table=table, official_score=official_score(table), arithmetic_mean=arithmetic_mean(table),
+        jackknife=interval, ci95=evaluator_ci95(np.concatenate(pooled_y), np.concatenate(pooled_s)),
+        n_values=int(official_values(table).size),
+        score_dir=str(score_dir), data_root=str(data_root),
+    )
+
+
+def evaluate_frame(frame: pd.DataFrame, *, score_dir: str = "", data_root: str = "") -> EvaluationResult:
+    """Evaluate scores held in memory, exactly as :func:`evaluate_scores` evaluates the files they would be.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per test clip: ``machine``, ``section``, ``part``, ``file``,
+        ``domain``, ``label``, ``score`` and optionally ``decision`` (0/1).
+    score_dir, data_root : str
+        Recorded in the result (where the files are, what the clips are of).
+
+    Returns
+    -------
+    EvaluationResult
+        Its ``score_file`` / ``decision_file`` columns are None.
+
+    Raises
+    ------
+    DatasetError
+        Clips without labels or domains, or a section without normal and
+        anomalous clips.
+    """
+    needed = ["machine", "section", "part", "file", "domain", "label", "score"]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"evaluate_frame: the score table lacks the column(s) {missing}.")
+    rows, pooled_y, pooled_s = [], [], []
+    for (machine, section), sub in frame.groupby(["machine", "section"], sort=True):
+        _require_ground_truth(sub, machine, section, Path(data_root or "."))
+        scores = sub["score"].to_numpy(dtype=np.float64)
+        dec = sub["decision"].to_numpy() if "decision" in sub.columns else None
+        row, y = _metrics_row(machine, section, sub, scores, dec, data_root)
+        row["score_file"] = row["decision_file"] = None
+        rows.append(row)
+        pooled_y.append(y)
+        pooled_s.append(scores)
+    if not rows:
+        raise ConfigError("evaluate_frame: no scores to evaluate.")
+    return _result(rows, pooled_y, pooled_s, score_dir, data_root)
+
+
+def _section_row(machine: str, section: str, sub: pd.DataFrame, score_path: Path,
+                 decision_path: Path | None, root: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    scores = _align(score_path, read_score_file(score_path), "score", sub, machine, section, root)
+    dec = None if decision_path is None else _align(decision_path, read_decision_file(decision_path), "decision",
+                                                    sub, machine, section, root)
+    row, y = _metrics_row(machine, section, sub, scores, dec, str(root))
     row["score_file"] = str(score_path)
     row["decision_file"] = str(decision_path) if decision_path is not None else None
     return row, y, scores
@@ -263,19 +327,7 @@ def evaluate_scores(score_dir: str | Path, data_root: str | Path, *,
         pooled_y.append(y)
         pooled_s.append(scores)
 
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    values = table[list(METRIC_COLUMNS)].to_numpy(dtype=np.float64)
-    if len(table) >= 2:
-        jk = jackknife_interval(values, statistic=floored_hmean)
-        interval = (jk.low, jk.high)
-    else:
-        interval = (math.nan, math.nan)
-    return EvaluationResult(
-        table=table, official_score=official_score(table), arithmetic_mean=arithmetic_mean(table),
-        jackknife=interval, ci95=evaluator_ci95(np.concatenate(pooled_y), np.concatenate(pooled_s)),
-        n_values=int(official_values(table).size),
-        score_dir=str(score_dir), data_root=str(data_root),
-    )
+    return _result(rows, pooled_y, pooled_s, str(score_dir), str(data_root))
 
 
 # --------------------------------------------------------------------------- display and saving

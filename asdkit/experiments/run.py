@@ -1,20 +1,22 @@
-"""Experiments: train named systems on a DCASE-layout root, write official files, tables and plots.
+"""``asdkit run``: fit named systems on a DCASE-layout root, score its test clips, evaluate, write everything.
 
-:data:`SYSTEMS` is the registry of named systems that ``asdkit run --system``
-accepts. Systems of one *family* share a trained model (``baseline-mse`` and
-``baseline-mahala`` are two scorers of the same autoencoder), so a run trains
-each family once per machine type.
-
-:func:`run_experiment` writes, for each system, below ``<out>/<system>/``:
+For each system (:data:`asdkit.experiments.systems.SYSTEMS`), :func:`run_experiment`
+writes below ``<out>/<system>/``:
 
 * ``anomaly_score_<machine>_section_<ss>_test.csv`` and
   ``decision_result_<machine>_section_<ss>_test.csv`` (the official formats);
-* ``results.csv`` / ``results.md``: AUC(source), AUC(target), pAUC per machine,
-  harmonic means and the official score (when the test labels are known);
+* ``results.csv``: AUC(source), AUC(target), pAUC per machine type and section
+  (when the test labels are known);
 * ``plots/roc_<machine>.png`` and ``plots/scores_<machine>.png``;
 
-and ``<out>/results.csv``, ``<out>/results.md`` (all systems side by side) and
-``<out>/config.json`` (everything needed to repeat the run).
+and ``<out>/results.csv``, ``<out>/results.md`` (all systems side by side),
+``<out>/config.json`` (everything needed to repeat the run) and, with
+``save_models=True``, every fitted detector under
+``<out>/models/<family>/<machine>/`` (``asdkit score --model`` reads them).
+
+The walk over the root is :func:`asdkit.experiments.protocol.tasks`; the
+evaluation runs on the scores in memory (:func:`asdkit.evaluation.evaluate.evaluate_frame`),
+which gives the same table as evaluating the written files.
 """
 from __future__ import annotations
 
@@ -28,138 +30,16 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from asdkit.io import atomic_write_bytes
 from asdkit.data.dataset import scan_root
-from asdkit.errors import ConfigError, DatasetError
-from asdkit.evaluation.evaluate import EvaluationResult, evaluate_scores, save_result
+from asdkit.errors import ConfigError
+from asdkit.evaluation.evaluate import EvaluationResult, evaluate_frame, save_result
 from asdkit.evaluation.outputs import write_decisions, write_scores
+from asdkit.experiments.protocol import META_COLUMNS, Task, part_training, tasks
+from asdkit.experiments.systems import PRESETS, BuildContext, SystemSpec, family_members, resolve_systems
+from asdkit.io import atomic_write_bytes
 
-__all__ = ["SystemSpec", "SYSTEMS", "PRESETS", "register_system", "run_experiment", "ExperimentResult",
-           "results_table", "format_table"]
-
-#: The presets every system knows: ``quick`` (CI, notebooks, demo: seconds to minutes on 2 CPU cores),
-#: ``cpu`` (the largest settings with which all systems finish the embedded paper dataset on 2 CPU
-#: cores in under 30 minutes), ``paper`` (the report's settings, for a GPU).
-PRESETS = ("quick", "cpu", "paper")
-
-
-@dataclass(frozen=True)
-class SystemSpec:
-    """A named system of the registry.
-
-    Attributes
-    ----------
-    name : str
-        What ``--system`` accepts, e.g. ``"baseline-mahala"``.
-    family : str
-        Systems of one family share one trained model per machine type.
-    score_key : str
-        Which of the family model's ``score_all`` outputs is this system's score.
-    description : str
-    build : callable
-        ``build(preset, seed, device, progress, cache, context) -> estimator`` with
-        ``fit(train_table, domains[, outliers=][, members=])``, ``score_all(paths) -> dict``
-        and ``thresholds_`` (dict of score_key to float). ``cache`` is a
-        :class:`~asdkit.features.cache.FeatureCache` or None; ``context`` is a dict that
-        lives for one run (a model trained on the whole root is kept there and
-        serves every machine type).
-    outlier_exposure : bool
-        ``fit`` also gets ``outliers=``: the training clips of the root's other
-        machine types (same part): pseudo-anomalies for OEVAE, more classes for
-        the classifier.
-    needs : tuple of str
-        Families whose fitted models (of the same machine type) ``fit`` gets as
-        ``members={family: model}``; a run fits them first, also when none of
-        their systems was asked for.
-    """
-
-    name: str
-    family: str
-    score_key: str
-    description: str
-    build: Callable = field(repr=False, compare=False)
-    outlier_exposure: bool = False
-    needs: tuple = ()
-
-
-SYSTEMS: dict[str, SystemSpec] = {}
-
-
-def register_system(spec: SystemSpec) -> SystemSpec:
-    """Add a system to :data:`SYSTEMS`; the families it ``needs`` must be registered already."""
-    known = {s.family for s in SYSTEMS.values()}
-    missing = [f for f in spec.needs if f not in known]
-    if missing:
-        raise ConfigError(f"system {spec.name!r} needs the famil(ies) {missing}, which no registered system has; "
-                          "register those first.")
-    SYSTEMS[spec.name] = spec
-    return spec
-
-
-class _ScoreMemo:
-    """A fitted model whose last ``score_all`` of a list of paths is kept (the ensemble scores them again)."""
-
-    def __init__(self, model):
-        self.model = model
-        self._last = None
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
-    def score_all(self, X):
-        if isinstance(X, list) and self._last is not None and self._last[0] == X:
-            return self._last[1]
-        out = self.model.score_all(X)
-        if isinstance(X, list):
-            self._last = (list(X), out)
-        return out
-
-
-def _build_baseline(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
-    from asdkit.models.baseline import AutoencoderBaseline
-
-    return AutoencoderBaseline(preset=preset, seed=seed, device=device, progress=progress)
-
-
-def _build_oevae(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
-    from asdkit.models.oevae import OEVAEDetector
-
-    return OEVAEDetector(preset=preset, seed=seed, device=device, progress=progress, cache=cache)
-
-
-def _build_classifier(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
-    from asdkit.models.classifier import ClassifierDetector
-
-    return ClassifierDetector(preset=preset, seed=seed, device=device, progress=progress, memo=context)
-
-
-def _build_ensemble(preset: str, seed: int, device: str, progress: bool, cache=None, context=None):
-    from asdkit.models.ensemble import EnsembleDetector
-
-    return EnsembleDetector()
-
-
-register_system(SystemSpec("baseline-mse", "baseline", "mse",
-                           "organisers' dense autoencoder, mean squared reconstruction error", _build_baseline))
-register_system(SystemSpec("baseline-mahala", "baseline", "mahala",
-                           "organisers' dense autoencoder, selective Mahalanobis (min over source/target)",
-                           _build_baseline))
-register_system(SystemSpec("oevae", "oevae", "oevae",
-                           "OEVAE: outlier-exposed ResNet18 + domain-invariant VAE + KNN, w*alpha + (1-w)*beta",
-                           _build_oevae, outlier_exposure=True))
-register_system(SystemSpec("oevae-alpha", "oevae", "alpha",
-                           "OEVAE, alpha only: -log p(z_c) of the VAE's domain-invariant latent",
-                           _build_oevae, outlier_exposure=True))
-register_system(SystemSpec("oevae-beta", "oevae", "beta",
-                           "OEVAE, beta only: KNN distance of the ResNet18 embeddings to the normal training data",
-                           _build_oevae, outlier_exposure=True))
-register_system(SystemSpec("classifier", "classifier", "classifier",
-                           "classification-based model: FFT, mel and phase branches, Sub-Cluster AdaCos, FeatEx, "
-                           "Mixup; one network for the root, k-means/cosine scoring per machine type",
-                           _build_classifier, outlier_exposure=True))
-register_system(SystemSpec("ensemble", "ensemble", "ensemble",
-                           "classifier + OEVAE, each standardised by its training clips' scores, equal weights",
-                           _build_ensemble, needs=("classifier", "oevae")))
+__all__ = ["run_experiment", "ExperimentResult", "results_table", "format_table", "score_frame", "fit_family",
+           "RootModels"]
 
 
 @dataclass
@@ -173,15 +53,17 @@ class ExperimentResult:
     table : pandas.DataFrame
         All systems side by side (:func:`results_table`); empty without labels.
     scores : dict of str to pandas.DataFrame
-        Per system, one row per test clip: machine, section, file, domain, label, score, decision.
+        Per system, one row per test clip: machine, section, part, file, domain, label, score,
+        decision, threshold.
     histories : dict
-        ``(family, machine) -> History`` of the training runs that have one.
+        ``(family, machine) -> History`` of the fits that trained a network.
     timings : dict
-        Seconds per ``(family, machine)`` for fitting and scoring.
+        Seconds per ``family/machine/part`` for fitting and scoring (and ``family/root/part`` for
+        root-level models).
     out : Path
     models : dict
-        ``(family, machine) -> fitted model`` (for a look inside in a notebook:
-        embeddings, training scores, an ensemble's member scores).
+        ``(family, machine) -> fitted Detector`` (for a look inside in a notebook:
+        embeddings, training scores, an ensemble's members).
     """
 
     evaluations: dict
@@ -193,14 +75,57 @@ class ExperimentResult:
     models: dict = field(default_factory=dict)
 
 
-def _resolve_systems(systems: Sequence[str] | str) -> list[SystemSpec]:
-    names = [systems] if isinstance(systems, str) else list(systems)
-    if names == ["all"]:
-        names = list(SYSTEMS)
-    unknown = [n for n in names if n not in SYSTEMS]
-    if unknown or not names:
-        raise ConfigError(f"unknown system(s) {unknown or names}; choose from {sorted(SYSTEMS)} or 'all'")
-    return [SYSTEMS[n] for n in dict.fromkeys(names)]
+class RootModels:
+    """Root-level models of a run, trained on first use: one per (family, part)."""
+
+    def __init__(self, table: pd.DataFrame, context: BuildContext, log: Callable[[str], None]):
+        self.table, self.context, self.log = table, context, log
+        self.models: dict = {}
+        self.timings: dict = {}
+
+    def get(self, spec: SystemSpec, part: str):
+        if spec.root_model is None:
+            return None
+        key = (spec.family, part)
+        if key not in self.models:
+            train = part_training(self.table, part)
+            t0 = time.perf_counter()
+            self.models[key] = spec.root_model(train, self.context)
+            seconds = time.perf_counter() - t0
+            self.timings[f"{spec.family}/root/{part}"] = {"fit_s": round(seconds, 2)}
+            self.log(f"{spec.family:10s} root model ({part}): trained on {len(train)} clips of "
+                     f"{train['machine'].nunique()} machine types in {seconds:.1f} s")
+        return self.models[key]
+
+
+def fit_family(spec: SystemSpec, task: Task, context: BuildContext, *, members: dict | None = None):
+    """Build and fit one family's detector on one task (the protocol's training and other clips).
+
+    Parameters
+    ----------
+    spec : SystemSpec
+        Any system of the family.
+    task : Task
+    context : BuildContext
+        With ``root`` set when the family has a root-level model.
+    members : dict, optional
+        Fitted detectors of the families ``spec.needs``.
+
+    Returns
+    -------
+    Detector
+        Fitted.
+    """
+    det = spec.build(context)
+    return det.fit(task.train, outliers=task.others if spec.uses_outliers else None,
+                   members={f: members[f] for f in spec.needs} if spec.needs else None)
+
+
+def score_frame(task: Task, detector, scores: np.ndarray, key: str) -> pd.DataFrame:
+    """One system's rows of a task: the test clips' metadata, score, the detector's decision and threshold."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return task.test[META_COLUMNS].assign(score=scores, decision=detector.decision(scores, key),
+                                          threshold=float(detector.thresholds_[key]))
 
 
 def results_table(evaluations: dict[str, EvaluationResult]) -> pd.DataFrame:
@@ -280,28 +205,35 @@ def _plots(frame: pd.DataFrame, threshold: float, folder: Path, machine: str, sy
         tmp.replace(folder / f"{kind}_{machine}.png")
 
 
+def _write_official(frame: pd.DataFrame, folder: Path) -> None:
+    for (machine, section), sec in frame.groupby(["machine", "section"], sort=True):
+        write_scores(folder, machine, section, sec["file"].tolist(), sec["score"].to_numpy())
+        write_decisions(folder, machine, section, sec["file"].tolist(), sec["decision"].to_numpy())
+
+
 def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baseline-mse", "baseline-mahala"),
                    preset: str = "quick", out: str | Path = "runs/experiment", machines: Sequence[str] | None = None,
                    device: str = "auto", seed: int = 0, progress: bool = False, plots: bool = True,
-                   log: Callable[[str], None] | None = print, cache: str | Path | None = None) -> ExperimentResult:
-    """Train and score systems on every machine type of a DCASE-layout root.
+                   log: Callable[[str], None] | None = print, cache: str | Path | None = None,
+                   save_models: bool = False) -> ExperimentResult:
+    """Fit and score systems on every machine type of a DCASE-layout root.
 
-    Each machine type (and part: development or evaluation data) is trained on
+    Each machine type (and part: development or evaluation data) is fitted on
     its own ``train`` clips (source and target together) and scores its
-    ``test`` clips. Where the test labels and domains are known, the run is
-    evaluated with the official metrics.
+    ``test`` clips (:func:`asdkit.experiments.protocol.tasks`). Where the test
+    labels and domains are known, the run is evaluated with the official metrics.
 
     Parameters
     ----------
     data : path-like
         Any DCASE-layout root (real or from ``asdkit synth``).
     systems : sequence of str or "all"
-        Names from :data:`SYSTEMS`.
+        Names from :data:`asdkit.experiments.systems.SYSTEMS`.
     preset : {"quick", "cpu", "paper"}
     out : path-like
         Output folder (created).
     machines : sequence of str, optional
-        Only these machine types.
+        Only these machine types (the others still serve as other machine types).
     device : str, default "auto"
     seed : int, default 0
     progress : bool, default False
@@ -312,83 +244,73 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         Where progress lines go (``print`` by default; None for silence).
     cache : path-like, optional
         Feature cache folder for the systems that use segment features
-        (default ``<out>/.feature_cache``); features of a clip are computed once
-        per run however many machine types use it as a pseudo-anomaly.
+        (default ``<out>/.feature_cache``).
+    save_models : bool, default False
+        Save every fitted detector under ``<out>/models/<family>/<machine>/``
+        (``<machine>_eval`` for evaluation data).
 
     Returns
     -------
     ExperimentResult
     """
     from asdkit import __version__
+    from asdkit.features.cache import FeatureCache
 
     say = log or (lambda _msg: None)
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
-    specs = _resolve_systems(systems)
+    specs = resolve_systems(systems)
     out = Path(out)
-    from asdkit.features.cache import FeatureCache
-
-    table = scan_root(data, machines=list(machines) if machines else None)
+    table = scan_root(data)
+    if machines:
+        unknown = sorted(set(machines) - set(table["machine"]))
+        if unknown:
+            raise ConfigError(f"machine(s) {unknown} not found under {str(data)!r}; it holds "
+                              f"{sorted(table['machine'].unique())}")
     feature_cache = FeatureCache(Path(cache) if cache is not None else out / ".feature_cache")
     families: dict[str, list[SystemSpec]] = {}
     for s in specs:
         for need in s.needs:                       # fitted first, written only when asked for
             families.setdefault(need, [])
         families.setdefault(s.family, []).append(s)
-    builders = {f: (members[0] if members else next(s for s in SYSTEMS.values() if s.family == f))
-                for f, members in families.items()}
-    context: dict = {}
-    # pseudo-anomalies / extra classes come from every other machine type of the root, also those not run here
-    pool = scan_root(data) if machines and any(b.outlier_exposure for b in builders.values()) else table
+    builders = {f: (asked[0] if asked else family_members(f)[0]) for f, asked in families.items()}
+    base = BuildContext(preset=preset, seed=seed, device=device, progress=progress, cache=feature_cache)
+    roots = RootModels(table, base, say)
 
     rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
     histories, timings, model_configs, fitted_models = {}, {}, {}, {}
-    for (machine, part), sub in table.groupby(["machine", "part"], sort=True):
-        train, test = sub[sub["split"] == "train"], sub[sub["split"] == "test"]
-        if train.empty or test.empty:
-            say(f"skipping {machine} ({part}): it has {len(train)} training and {len(test)} test clips")
-            continue
-        if train["domain"].isna().any():
-            raise DatasetError(f"{machine} ({part}): training clips without a domain in their names; "
-                               "asdkit needs the 2021-2024 naming for training data")
-        models = {}
-        for family, members in families.items():
-            builder = builders[family]
+    for task in tasks(table, machines=list(machines) if machines else None, log=say):
+        fitted, test_scores = {}, {}
+        for family, asked in families.items():
+            spec = builders[family]
+            context = BuildContext(preset, seed, device, progress, feature_cache, roots.get(spec, task.part))
             t0 = time.perf_counter()
-            model = builder.build(preset, seed, device, progress, feature_cache, context)
-            kwargs = {}
-            if builder.needs:
-                kwargs["members"] = {f: models[f] for f in builder.needs}
-            if builder.outlier_exposure:
-                # may be empty: a model that cannot do without (OEVAE) says so itself
-                kwargs["outliers"] = pool[(pool["machine"] != machine) & (pool["part"] == part)
-                                          & (pool["split"] == "train")].reset_index(drop=True)
-            model.fit(train.reset_index(drop=True), train["domain"].tolist(), **kwargs)
-            fitted_models[(family, machine)] = model
-            models[family] = _ScoreMemo(model)
+            det = fit_family(spec, task, context, members=fitted)
             t1 = time.perf_counter()
-            all_scores = models[family].score_all(test["path"].tolist())
+            if spec.needs and hasattr(det, "combine_scores"):      # built on members already scored
+                all_scores = det.combine_scores({f: test_scores[f] for f in spec.needs})
+            else:
+                all_scores = det.score_all(task.test)
             t2 = time.perf_counter()
-            timings[f"{family}/{machine}/{part}"] = {"fit_s": round(t1 - t0, 2), "score_s": round(t2 - t1, 2)}
-            if getattr(model, "history_", None) is not None:
-                histories[(family, machine)] = model.history_
-            fitted = getattr(model, "config_", None)
-            if fitted is not None:
-                model_configs[family] = fitted.to_dict() if hasattr(fitted, "to_dict") else repr(fitted)
-            say(f"{family:10s} {machine} ({part}): trained on {len(train)} clips in {t1 - t0:.1f} s, "
-                f"scored {len(test)} in {t2 - t1:.1f} s")
-            for spec in members:
-                scores = np.asarray(all_scores[spec.score_key], dtype=np.float64)
-                threshold = float(model.thresholds_[spec.score_key])
-                frame = test[["machine", "section", "file", "domain", "label"]].assign(
-                    score=scores, decision=(scores > threshold).astype(np.int64), threshold=threshold)
-                folder = out / spec.name
-                for section, sec in frame.groupby("section", sort=True):
-                    write_scores(folder, machine, section, sec["file"].tolist(), sec["score"].to_numpy())
-                    write_decisions(folder, machine, section, sec["file"].tolist(), sec["decision"].to_numpy())
-                rows[spec.name].append(frame)
+            fitted[family], test_scores[family] = det, all_scores
+            fitted_models[(family, task.machine)] = det
+            timings[f"{family}/{task.machine}/{task.part}"] = {"fit_s": round(t1 - t0, 2), "score_s": round(t2 - t1, 2)}
+            if getattr(det, "history_", None) is not None:
+                histories[(family, task.machine)] = det.history_
+            if getattr(det, "config_", None) is not None:
+                model_configs[family] = det.config_.to_dict() if hasattr(det.config_, "to_dict") else repr(det.config_)
+            if save_models:
+                det.save(out / "models" / family / (task.machine if task.part == "dev" else f"{task.machine}_{task.part}"))
+            say(f"{family:10s} {task.key}: fitted on {len(task.train)} clips in {t1 - t0:.1f} s, "
+                f"scored {len(task.test)} in {t2 - t1:.1f} s")
+            for spec_asked in asked:
+                frame = score_frame(task, det, all_scores[spec_asked.score_key], spec_asked.score_key)
+                folder = out / spec_asked.name
+                _write_official(frame, folder)
+                rows[spec_asked.name].append(frame)
                 if plots and frame["label"].notna().all() and frame["domain"].notna().all():
-                    _plots(frame, threshold, folder / "plots", machine, spec.name)
+                    _plots(frame, float(frame["threshold"].iloc[0]), folder / "plots", task.machine, spec_asked.name)
+    timings.update(roots.timings)
 
     scores = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in rows.items()}
     evaluations = {}
@@ -397,7 +319,7 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         if frame.empty or frame["label"].isna().any() or frame["domain"].isna().any():
             say(f"{spec.name}: test labels unknown, scores written without evaluation")
             continue
-        ev = evaluate_scores(out / spec.name, data, machines=sorted(frame["machine"].unique()))
+        ev = evaluate_frame(frame, score_dir=str(out / spec.name), data_root=str(data))
         evaluations[spec.name] = ev
         save_result(ev, out / spec.name / "results.csv")
     combined = results_table(evaluations) if evaluations else pd.DataFrame()
@@ -410,10 +332,10 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
 
     config = {
         "data": str(Path(data)), "systems": [s.name for s in specs], "preset": preset, "seed": seed,
-        "device": device, "machines": sorted(table["machine"].unique()), "asdkit": __version__,
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-        "timings": timings,
-        "models": model_configs,
+        "device": device, "machines": sorted(table["machine"].unique()) if not machines else sorted(machines),
+        "asdkit": __version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(), "timings": timings, "models": model_configs,
+        "saved_models": str(out / "models") if save_models else None,
     }
     atomic_write_bytes(out / "config.json", json.dumps(config, indent=2, default=str).encode())
     return ExperimentResult(evaluations=evaluations, table=combined, scores=scores, histories=histories,

@@ -34,23 +34,20 @@ Nothing is pickled.
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import inspect
-import io
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
-import torch
 
 from asdkit.data.dataset import clip_table
 from asdkit.errors import ConfigError, NotFittedError
+from asdkit.models.persistence import META, StateDecoder, StateEncoder, detector_class
 from asdkit.scoring.threshold import gamma_threshold
 
 __all__ = ["Detector", "FORMAT_VERSION", "check_seed", "threshold_quantile"]
@@ -59,9 +56,6 @@ __all__ = ["Detector", "FORMAT_VERSION", "check_seed", "threshold_quantile"]
 FORMAT_VERSION = 1
 #: The quantile of the training scores' gamma fit that is the decision threshold.
 threshold_quantile = 0.9
-_META = "detector.json"
-_ARRAYS = "arrays.npz"
-_TENSORS = "tensors.pt"
 
 
 def check_seed(seed) -> int:
@@ -88,6 +82,8 @@ class Detector:
         ``thresholds_[score_key]``.
     n_train_ : int
         Training clips.
+    machines_ : list of str
+        The machine types of the training clips (``asdkit score`` picks the test clips by them).
     """
 
     #: Names of :meth:`score_all`'s scores; the first is the default of :attr:`score_key`.
@@ -151,6 +147,7 @@ class Detector:
         other = None if outliers is None else clip_table(outliers, name="outliers")
         scores = self._fit(table, outliers=other, members=members)
         self._set_training_scores(scores, len(table))
+        self.machines_ = sorted(str(m) for m in table["machine"].dropna().unique()) if "machine" in table else []
         return self
 
     def _set_training_scores(self, scores: Mapping[str, np.ndarray], n: int) -> None:
@@ -260,7 +257,7 @@ class Detector:
     def _write(self, folder: Path) -> None:
         from asdkit import __version__
 
-        enc = _Encoder(folder)
+        enc = StateEncoder(folder, lambda v: isinstance(v, Detector))
         params = {k: enc.param(k, v) for k, v in self.get_params().items() if k not in self.transient_params}
         meta = {
             "format": "asdkit-detector", "version": FORMAT_VERSION, "asdkit": __version__,
@@ -270,9 +267,10 @@ class Detector:
             "train_scores_": enc.encode(self.train_scores_, "train_scores_"),
             "thresholds_": self.thresholds_,
             "n_train_": self.n_train_,
+            "machines_": list(getattr(self, "machines_", [])),
         }
         enc.flush()
-        (folder / _META).write_text(json.dumps(meta, indent=1))
+        (folder / META).write_text(json.dumps(meta, indent=1))
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, device: str = "cpu") -> "Detector":
@@ -297,9 +295,9 @@ class Detector:
             or of another class than ``cls``.
         """
         folder = Path(directory)
-        meta_path = folder / _META
+        meta_path = folder / META
         if not meta_path.is_file():
-            raise ConfigError(f"{str(folder)!r} holds no saved asdkit detector (no {_META}); save one with "
+            raise ConfigError(f"{str(folder)!r} holds no saved asdkit detector (no {META}); save one with "
                               "detector.save(folder) or asdkit run --save-models.")
         try:
             meta = json.loads(meta_path.read_text())
@@ -308,11 +306,11 @@ class Detector:
         if meta.get("format") != "asdkit-detector" or meta.get("version") != FORMAT_VERSION:
             raise ConfigError(f"{str(folder)!r} holds a detector of format {meta.get('format')!r} version "
                               f"{meta.get('version')!r}; this asdkit reads version {FORMAT_VERSION}.")
-        klass = _detector_class(meta["class"])
+        klass = detector_class(meta["class"], Detector._classes)
         if not issubclass(klass, cls):
             raise ConfigError(f"{str(folder)!r} holds a {klass.__name__}, not a {cls.__name__}; load it with "
                               "asdkit.Detector.load.")
-        dec = _Decoder(folder, device)
+        dec = StateDecoder(folder, device, Detector.load)
         params = {k: dec.param(v) for k, v in meta["params"].items()}
         if "device" in klass._param_names():
             params["device"] = device
@@ -322,127 +320,5 @@ class Detector:
         det.thresholds_ = {k: float(v) for k, v in meta["thresholds_"].items()}
         det.threshold_ = det.thresholds_[det.score_key]
         det.n_train_ = int(meta["n_train_"])
+        det.machines_ = list(meta.get("machines_", []))
         return det
-
-
-# ---------------------------------------------------------------------- encoding of the saved state
-def _detector_class(name: str) -> type:
-    if name not in Detector._classes:
-        module, _, _ = name.partition(":")
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise ConfigError(f"the saved detector's class {name!r} cannot be imported ({e}).") from None
-    klass = Detector._classes.get(name)
-    if klass is None:
-        raise ConfigError(f"the saved detector's class {name!r} is not an asdkit Detector.")
-    return klass
-
-
-class _Encoder:
-    """Turns a state tree into JSON, collecting arrays and tensors into their files."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.arrays: dict[str, np.ndarray] = {}
-        self.tensors: dict[str, torch.Tensor] = {}
-
-    def param(self, name: str, value):
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {"__config__": f"{type(value).__module__}:{type(value).__qualname__}",
-                    "fields": self.encode(dataclasses.asdict(value), f"params.{name}")}
-        return self.encode(value, f"params.{name}")
-
-    def encode(self, value, key: str):
-        if isinstance(value, Detector):
-            sub = f"members/{key.replace('/', '_')}"
-            (self.folder / sub).mkdir(parents=True, exist_ok=True)
-            value._write(self.folder / sub)
-            return {"__detector__": sub}
-        if isinstance(value, torch.Tensor):
-            self.tensors[key] = value.detach().cpu().clone()
-            return {"__tensor__": key}
-        if isinstance(value, np.ndarray):
-            if value.dtype == object:
-                return {"__objects__": self.encode(value.tolist(), key)}
-            self.arrays[key] = value
-            return {"__array__": key}
-        if isinstance(value, pd.DataFrame):
-            return {"__frame__": self.encode(value.to_dict(orient="tight"), key)}
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, dict):
-            bad = [k for k in value if not isinstance(k, str)]
-            if bad:
-                return {"__items__": [[self.encode(k, f"{key}.k{i}"), self.encode(v, f"{key}.{i}")]
-                                      for i, (k, v) in enumerate(value.items())]}
-            return {k: self.encode(v, f"{key}.{k}") for k, v in value.items()}
-        if isinstance(value, tuple):
-            return {"__tuple__": [self.encode(v, f"{key}.{i}") for i, v in enumerate(value)]}
-        if isinstance(value, list):
-            return [self.encode(v, f"{key}.{i}") for i, v in enumerate(value)]
-        if isinstance(value, Path):
-            return str(value)
-        if value is None or isinstance(value, (str, bool, int, float)):
-            return value
-        raise TypeError(f"cannot save a {type(value).__name__} at {key!r}; return arrays, tensors, numbers, "
-                        "strings, lists or dicts from _get_state.")
-
-    def flush(self) -> None:
-        if self.arrays:
-            buf = io.BytesIO()
-            np.savez(buf, **self.arrays)
-            (self.folder / _ARRAYS).write_bytes(buf.getvalue())
-        if self.tensors:
-            torch.save(self.tensors, self.folder / _TENSORS)
-
-
-class _Decoder:
-    def __init__(self, folder: Path, device: str):
-        self.folder = folder
-        self.device = device
-        self._arrays = None
-        self._tensors = None
-
-    def arrays(self):
-        if self._arrays is None:
-            path = self.folder / _ARRAYS
-            with np.load(path, allow_pickle=False) as z:
-                self._arrays = {k: z[k] for k in z.files}
-        return self._arrays
-
-    def tensors(self):
-        if self._tensors is None:
-            self._tensors = torch.load(self.folder / _TENSORS, map_location="cpu", weights_only=True)
-        return self._tensors
-
-    def param(self, value):
-        if isinstance(value, dict) and "__config__" in value:
-            module, _, qual = value["__config__"].partition(":")
-            if not module.startswith("asdkit."):
-                raise ConfigError(f"a saved setting names the class {value['__config__']!r}, outside asdkit.")
-            klass = getattr(importlib.import_module(module), qual)
-            return klass(**self.decode(value["fields"]))
-        return self.decode(value)
-
-    def decode(self, value):
-        if isinstance(value, list):
-            return [self.decode(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if "__array__" in value:
-            return self.arrays()[value["__array__"]]
-        if "__tensor__" in value:
-            return self.tensors()[value["__tensor__"]]
-        if "__detector__" in value:
-            return Detector.load(self.folder / value["__detector__"], device=self.device)
-        if "__tuple__" in value:
-            return tuple(self.decode(v) for v in value["__tuple__"])
-        if "__objects__" in value:
-            return np.asarray(self.decode(value["__objects__"]), dtype=object)
-        if "__frame__" in value:
-            return pd.DataFrame.from_dict(self.decode(value["__frame__"]), orient="tight")
-        if "__items__" in value:
-            return {self.decode(k): self.decode(v) for k, v in value["__items__"]}
-        return {k: self.decode(v) for k, v in value.items()}
-

@@ -91,3 +91,27 @@ class SelectiveScorer:
         """The smallest of the domains' scores; **higher = more anomalous**."""
         return self.domain_scores(X).min(axis=1)
 
+    def get_state(self) -> dict:
+        """The backend's class and each domain's fitted state (backends with ``get_state``), for saving."""
+        if not hasattr(self, "scorers_"):
+            raise NotFittedError("SelectiveScorer is not fitted: call fit(train_embeddings, domains) first.")
+        return {"backend": f"{type(self.backend).__module__}:{type(self.backend).__qualname__}",
+                "standardize": bool(self.standardize), "domains_": list(self.domains_),
+                "scorers": {d: s.get_state() for d, s in self.scorers_.items()},
+                "normalizers": {d: z.get_state() for d, z in self.normalizers_.items()}}
+
+    @classmethod
+    def from_state(cls, state) -> "SelectiveScorer":
+        import importlib
+
+        module, _, name = state["backend"].partition(":")
+        if not module.startswith("asdkit.scoring."):
+            raise ConfigError(f"SelectiveScorer: a saved backend must be an asdkit scorer, got {state['backend']!r}.")
+        backend_cls = getattr(importlib.import_module(module), name)
+        scorers = {d: backend_cls.from_state(s) for d, s in state["scorers"].items()}
+        out = cls(copy.deepcopy(next(iter(scorers.values()))), bool(state["standardize"]))
+        out.domains_ = tuple(state["domains_"])
+        out.scorers_ = scorers
+        out.normalizers_ = {d: ScoreNormalizer.from_state(z) for d, z in state["normalizers"].items()}
+        return out
+

@@ -85,6 +85,8 @@ class KMeansTargetScorer:
         if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, (int, np.integer)) \
                 or self.n_clusters < 1:
             raise ConfigError(f"KMeansTargetScorer: n_clusters={self.n_clusters!r} must be a positive integer.")
+        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2:
+            raise ConfigError(f"KMeansTargetScorer: n_folds={self.n_folds!r} must be an integer >= 2.")
         E = unit_rows(np.asarray(X, dtype=np.float32))
         dom = np.asarray(domains, dtype=object)
         if E.ndim != 2 or dom.shape != (len(E),):

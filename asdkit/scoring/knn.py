@@ -96,7 +96,8 @@ class KNNScorer:
         ndarray of shape (n,)
             **Higher = more anomalous.**
         """
-        d, _ = self.nn_.kneighbors(self._check(X), n_neighbors=self.n_neighbors)
+        E = self._check(X)                                  # before self.nn_: unfitted -> NotFittedError
+        d, _ = self.nn_.kneighbors(E, n_neighbors=self.n_neighbors)
         return d.mean(axis=1)
 
     def training_scores(self, n: int | None = None) -> np.ndarray:
@@ -115,7 +116,12 @@ class KNNScorer:
 
         if not hasattr(self, "nn_"):
             raise NotFittedError("KNNScorer is not fitted: call fit(train_embeddings) first.")
-        n = len(self.embeddings_) if n is None else int(n)
+        n = len(self.embeddings_) if n is None else n
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not self.n_neighbors < n <= len(self.embeddings_):
+            raise ConfigError(f"KNNScorer.training_scores: n={n!r} must be an integer in "
+                              f"({self.n_neighbors}, {len(self.embeddings_)}] (more than n_neighbors, at most the "
+                              "training embeddings).")
+        n = int(n)
         E = self.embeddings_[:n]
         g = None if self.groups_ is None else self.groups_[:n]
         nn_ = self.nn_ if n == len(self.embeddings_) else NearestNeighbors(metric=self.metric).fit(E)

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
-from asdkit.errors import ConfigError
+from asdkit.errors import ConfigError, NotFittedError
 
 __all__ = ["ScoreNormalizer", "weighted_sum", "check_weights"]
 
@@ -42,7 +42,7 @@ class ScoreNormalizer:
 
     def transform(self, scores) -> np.ndarray:
         if not hasattr(self, "mean_"):
-            raise ConfigError("ScoreNormalizer is not fitted: call fit(train_scores) first.")
+            raise NotFittedError("ScoreNormalizer is not fitted: call fit(train_scores) first.")
         return (np.asarray(scores, dtype=np.float64) - self.mean_) / self.scale_
 
     def get_state(self) -> dict:

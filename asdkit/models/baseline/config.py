@@ -1,0 +1,168 @@
+"""Settings of the autoencoder baseline: :class:`BaselineConfig`, the named presets and :func:`baseline_config`."""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from asdkit.errors import ConfigError
+from asdkit.features.spectra import FeatureConfig
+from asdkit.presets import named_preset
+from asdkit.training.engine import TrainConfig
+
+__all__ = ["EPS", "BaselineConfig", "BASELINE_PRESETS", "baseline_config"]
+
+#: The log floor of the official baseline (``sys.float_info.epsilon``).
+EPS = sys.float_info.epsilon
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Settings of the autoencoder baseline (frozen; vary with :func:`baseline_config`).
+
+    Attributes
+    ----------
+    sr : int
+        Sample rate (Hz).
+    n_fft, hop_length : int
+        STFT window / FFT length and hop, in samples.
+    n_mels : int
+        Mel bands (from ``fmin`` to ``fmax``).
+    fmin, fmax : float
+        Band edges of the mel filterbank (Hz).
+    amin : float
+        Floor of the mel power before the log (``sys.float_info.epsilon``).
+    n_frames : int
+        Consecutive frames stacked into one vector (``input_dim = n_mels * n_frames``).
+    frame_stride : int
+        Training only: keep every ``frame_stride``-th vector of a clip (1 = all,
+        as the official system). Consecutive vectors share 4 of their 5 frames,
+        so a stride of 2-3 costs little information and divides the epoch time.
+        Scoring and the Mahalanobis statistics always use every vector.
+    hidden, bottleneck : int
+        Width of the hidden layers and of the code.
+    n_layers : int
+        Hidden layers on each side of the bottleneck.
+    epochs, batch_size, lr, val_fraction
+        Training (Adam), see :class:`asdkit.training.engine.TrainConfig`.
+    """
+
+    sr: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    amin: float = EPS
+    n_frames: int = 5
+    frame_stride: int = 1
+    hidden: int = 128
+    bottleneck: int = 8
+    n_layers: int = 4
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    val_fraction: float = 0.1
+
+    def __post_init__(self):
+        for name in ("sr", "n_fft", "hop_length", "n_mels", "n_frames", "frame_stride", "hidden", "bottleneck",
+                     "n_layers", "epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"BaselineConfig.{name}={v!r}: must be a positive integer.")
+        if not 0 <= self.fmin < self.fmax <= self.sr / 2:
+            raise ConfigError(f"BaselineConfig: need 0 <= fmin < fmax <= sr/2, got fmin={self.fmin}, "
+                              f"fmax={self.fmax}, sr={self.sr}.")
+        if not self.amin > 0:
+            raise ConfigError(f"BaselineConfig.amin={self.amin!r}: must be positive.")
+        if not self.lr > 0:
+            raise ConfigError(f"BaselineConfig.lr={self.lr!r}: must be positive.")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"BaselineConfig.val_fraction={self.val_fraction!r}: must lie in [0, 1).")
+
+    @property
+    def input_dim(self) -> int:
+        """Length of one stacked vector (640 for the paper settings)."""
+        return self.n_mels * self.n_frames
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest clip (in samples) that gives ``n_frames`` STFT frames."""
+        return (self.n_frames - 1) * self.hop_length
+
+    def n_time_frames(self, n_samples: int) -> int:
+        """STFT frames of a clip of ``n_samples`` (centred framing)."""
+        return 1 + int(n_samples) // self.hop_length
+
+    def feature_config(self, n_samples: int) -> FeatureConfig:
+        """The :class:`~asdkit.features.spectra.FeatureConfig` of a whole clip of ``n_samples`` (one segment)."""
+        return FeatureConfig(sr=self.sr, n_segments=1, segment_seconds=int(n_samples) / self.sr, n_fft=self.n_fft,
+                             hop_length=self.hop_length, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
+                             amin=self.amin)
+
+    def train_config(self, *, seed: int = 0, **kwargs) -> TrainConfig:
+        """The engine's :class:`~asdkit.training.engine.TrainConfig` for these settings (extra fields by keyword)."""
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
+                           val_fraction=self.val_fraction, **kwargs)
+
+    def to_dict(self) -> dict:
+        """Plain dict of the parameters (``BaselineConfig(**d)`` rebuilds it)."""
+        return asdict(self)
+
+
+#: Named settings.
+#:
+#: ``paper``: the official system (100 epochs over every vector of every clip).
+#: On the 2 CPU cores of the project machine the AE trains at 13 800 vectors/s
+#: (batch 256, idle cores; ``bench/bench_baseline.py --preset paper --epochs 2``),
+#: so one paper-size machine type (1000 clips x 309 vectors, 278 000 after the
+#: validation split) costs 20 s per epoch, about 34 min for 100 epochs: a GPU job.
+#:
+#: ``cpu``: the same network and features, trained on every 3rd vector
+#: (``frame_stride=3``: 92 700 training vectors per epoch) for 10 epochs, 3.3 %
+#: of the paper's optimiser steps; the training loss is flat from the 6th epoch
+#: (8.3 -> 8.2). Measured with ``bench/bench_baseline.py --preset cpu`` on
+#: paper-size synthetic SynFan, idle cores: training 68 s, end-to-end (features,
+#: training, both scorers, thresholds, 200 test clips) 99 s, peak RSS 0.9 GB;
+#: AUC(source) / AUC(target) MSE 0.89 / 0.40, MAHALA 0.91 / 0.51. The four
+#: paper-size machine types of the embedded dataset take about 6.5 min, leaving
+#: most of the 30-minute budget of the ``cpu`` preset to the other systems.
+#:
+#: ``quick``: the same network, 5 epochs in batches of 64; trains in about 10 s
+#: on one machine type of the ``quick`` synthetic dataset (70 clips of 6 s,
+#: 12 900 vectors) for tests and notebooks. Why batches of 64: with 256 an epoch
+#: of that data is only 45 optimiser steps, and the AE needs some 800-1000 Adam
+#: steps (lr 1e-3) to bring its output to the dB level of the features and to
+#: settle its BatchNorm running statistics (momentum 0.01); after 5 x 45 steps
+#: the training loss is still 8x its plateau. 5 x 180 steps get close to it.
+BASELINE_PRESETS: dict[str, BaselineConfig] = {
+    "paper": BaselineConfig(),
+    "cpu": BaselineConfig(epochs=10, frame_stride=3),
+    "quick": BaselineConfig(epochs=5, batch_size=64),
+}
+
+
+def baseline_config(preset: str | BaselineConfig = "paper", **overrides) -> BaselineConfig:
+    """Return a named :class:`BaselineConfig`, optionally with some fields replaced.
+
+    Parameters
+    ----------
+    preset : str or BaselineConfig, default "paper"
+        A name of :data:`BASELINE_PRESETS` or a config.
+    **overrides
+        Fields to replace.
+
+    Returns
+    -------
+    BaselineConfig
+
+    Raises
+    ------
+    ConfigError
+        An unknown preset name or field, or a field out of range.
+
+    >>> baseline_config("quick", epochs=2).epochs
+    2
+    """
+    return named_preset(BASELINE_PRESETS, preset, "baseline", "baseline_config", **overrides)

@@ -1,0 +1,88 @@
+"""The experiment protocol, the system registry, the generic ablation and the notebooks' switch."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asdkit.errors import ConfigError, DatasetError
+from asdkit.experiments.ablation import ablation_table
+from asdkit.experiments.notebook import in_test, notebook_setup
+from asdkit.experiments.protocol import part_training, tasks
+from asdkit.experiments.systems import SYSTEMS, SystemSpec, register_system, resolve_systems
+
+
+def test_tasks_walk_every_machine_type_with_its_other_types(quick_table):
+    seen = list(tasks(quick_table))
+    assert [t.machine for t in seen] == sorted(quick_table["machine"].unique())
+    for t in seen:
+        assert set(t.train["split"]) == {"train"} and set(t.test["split"]) == {"test"}
+        assert set(t.train["machine"]) == set(t.test["machine"]) == {t.machine}
+        assert t.machine not in set(t.others["machine"]) and len(t.others) == 3 * len(t.train)
+        assert t.sections == ["00"] and t.key == t.machine
+        assert list(t.train.index) == list(range(len(t.train)))
+    # a selection keeps the other machine types as others
+    (only,) = tasks(quick_table, machines=["SynValve"])
+    assert set(only.others["machine"]) == {"SynFan", "SynGearbox", "SynPress"}
+    assert len(part_training(quick_table, "dev")) == 4 * len(only.train)
+
+
+def test_tasks_skip_and_refuse(quick_table):
+    skipped = []
+    no_test = quick_table[~((quick_table.machine == "SynFan") & (quick_table.split == "test"))]
+    assert "SynFan" not in [t.machine for t in tasks(no_test, log=skipped.append)]
+    assert skipped and "SynFan" in skipped[0]
+    no_domain = quick_table.copy()
+    no_domain.loc[no_domain.split == "train", "domain"] = None
+    with pytest.raises(DatasetError, match="domain"):
+        next(tasks(no_domain))
+
+
+def test_registry_names_and_errors():
+    assert {"reference-knn", "baseline-mse", "baseline-mahala", "oevae", "classifier", "ensemble"} <= set(SYSTEMS)
+    assert [s.name for s in resolve_systems(["oevae", "oevae"])] == ["oevae"]
+    assert len(resolve_systems("all")) == len(SYSTEMS)
+    with pytest.raises(ConfigError, match="unknown system"):
+        resolve_systems(["oracle"])
+    with pytest.raises(ConfigError, match="needs"):
+        register_system(SystemSpec("x", "x", "x", "x", lambda ctx: None, needs=("nobody",)))
+    assert "x" not in SYSTEMS
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_ablation_varies_the_settings(quick_table):
+    two = quick_table[quick_table.machine.isin(["SynFan", "SynValve"])]
+    t = ablation_table(two, "baseline-mahala", {"1 epoch": {"epochs": 1}, "3 epochs": {"epochs": 3}},
+                       machines=["SynFan"])
+    assert list(t.index) == ["1 epoch", "3 epochs"]
+    assert list(t.columns) == ["AUC(source)", "AUC(target)", "pAUC", "official score", "final loss"]
+    assert t.loc["3 epochs", "final loss"] < t.loc["1 epoch", "final loss"]          # training went on
+    assert ((t[["AUC(source)", "official score"]] > 0) & (t[["AUC(source)", "official score"]] <= 100)).all().all()
+    with pytest.raises(ConfigError, match="no settings"):
+        ablation_table(two, "reference-knn", {"a": {}})
+    with pytest.raises(ConfigError, match="unknown system"):
+        ablation_table(two, "nope", {"a": {}})
+
+
+def test_notebook_switch(monkeypatch, quick_root, tmp_path):
+    monkeypatch.delenv("ASDKIT_IN_TEST", raising=False)
+    monkeypatch.setenv("CI", "true")
+    assert in_test()
+    nb = notebook_setup(default=quick_root)
+    assert nb.in_test and nb.preset == "quick" and nb.device == "cpu" and len(nb.table) == 440
+    train, test, others = nb.machine("SynFan")
+    assert len(train) == 70 and len(test) == 40 and "SynFan" not in set(others.machine)
+    monkeypatch.setenv("CI", "false")
+    monkeypatch.setenv("ASDKIT_PRESET", "cpu")
+    monkeypatch.setenv("ASDKIT_DATA", str(quick_root))
+    nb = notebook_setup(default=tmp_path / "never")
+    assert not nb.in_test and nb.preset == "cpu" and nb.root == quick_root
+    monkeypatch.setenv("ASDKIT_PRESET", "huge")
+    with pytest.raises(ConfigError, match="ASDKIT_PRESET"):
+        notebook_setup(default=quick_root)
+    monkeypatch.setenv("ASDKIT_PRESET", "quick")
+    monkeypatch.setenv("ASDKIT_DATA", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="ASDKIT_DATA"):
+        notebook_setup(default=quick_root)
+    with pytest.raises(ConfigError, match="SynX"):
+        notebook_setup(default=quick_root, data=quick_root).machine("SynX")
