@@ -208,3 +208,30 @@ def test_engine_reads_batches_never_the_whole_dataset(tmp_path, rng):
     fit(make_net(), loss, ds, config=cfg(epochs=2, batch_size=64))
     assert max(ds.reads) <= 64
     assert sum(ds.reads) == 2 * 300                        # each item once per epoch (train + validation)
+
+
+def test_step_statistics_are_averaged_over_each_epoch(data):
+    """A step may return (loss, stats): plain values are weighted by the batch size, pairs by their own weight."""
+    seen = []
+
+    def step(model, batch):
+        (x,) = batch
+        loss = nn.functional.mse_loss(model(x), x)
+        n = x.shape[0]
+        positive = int((x[:, 0] > 0).sum())
+        if model.training:                              # validation batches are not part of the statistics
+            seen.append((float(loss), n, positive))
+        return loss, {"loss_again": loss.detach(), "share": (positive / max(n, 1), n), "ones": (1.0, 1)}
+
+    history = fit(make_net(), step, data, config=TrainConfig(epochs=2, batch_size=64, val_fraction=0.25,
+                                                              progress=False))
+    assert len(history.stats) == 2 and set(history.stats[0]) == {"loss_again", "share", "ones"}
+    first = seen[:len(seen) // 2]
+    n = sum(b for _, b, _ in first)
+    assert history.stats[0]["loss_again"] == pytest.approx(sum(v * b for v, b, _ in first) / n)
+    assert history.stats[0]["loss_again"] == pytest.approx(history.train_loss[0])
+    assert history.stats[0]["share"] == pytest.approx(sum(p for _, _, p in first) / n)
+    assert history.stats[0]["ones"] == 1.0
+    assert math.isfinite(history.val_loss[0])              # validation takes the loss of (loss, stats)
+    # the statistics survive a checkpoint round trip with the rest of the history
+    assert History.from_dict(history.to_dict()).stats == history.stats

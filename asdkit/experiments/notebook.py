@@ -23,6 +23,7 @@ import pandas as pd
 
 from asdkit.data.dataset import scan_root
 from asdkit.errors import ConfigError
+from asdkit.experiments.protocol import Task, tasks
 from asdkit.experiments.systems import PRESETS
 
 __all__ = ["NotebookSetup", "notebook_setup", "in_test", "FIGURE_DPI"]
@@ -60,15 +61,20 @@ class NotebookSetup:
     in_test: bool
     device: str
 
-    def machine(self, name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """``(train, test, others)`` clip tables of one machine type (others: the other types' training clips)."""
+    def task(self, name: str, part: str = "dev") -> Task:
+        """The experiment protocol's task of one machine type (:func:`asdkit.experiments.protocol.tasks`)."""
         t = self.table
         if name not in set(t["machine"]):
             raise ConfigError(f"machine type {name!r} is not in {str(self.root)!r}; it has {sorted(t['machine'].unique())}.")
-        mine = t[t["machine"] == name]
-        return (mine[mine["split"] == "train"].reset_index(drop=True),
-                mine[mine["split"] == "test"].reset_index(drop=True),
-                t[(t["machine"] != name) & (t["split"] == "train")].reset_index(drop=True))
+        for task in tasks(t, machines=[name]):
+            if task.part == part:
+                return task
+        raise ConfigError(f"machine type {name!r} has no {part} data with training and test clips in {str(self.root)!r}.")
+
+    def machine(self, name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """``(train, test, others)`` clip tables of one machine type's task (others: the other types' training clips)."""
+        task = self.task(name)
+        return task.train, task.test, task.others
 
 
 def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.PathLike = "../data/quick",

@@ -185,6 +185,10 @@ class History:
         Mean validation loss after each epoch (NaN without validation data).
     epoch_seconds : list of float
         Wall-clock time of each epoch.
+    stats : list of dict
+        Per epoch, the epoch mean of each statistic the training step returned
+        beside its loss (see :func:`fit`); empty dicts for a step that returns
+        a loss only.
     n_train, n_val : int
         Items in the training and validation sets.
 
@@ -194,6 +198,7 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    stats: list[dict] = field(default_factory=list)
     n_train: int = 0
     n_val: int = 0
 
@@ -371,11 +376,17 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
         Moved to ``device`` and trained in place. Its initial weights are the
         caller's (build it under a seed for reproducible initialisation, e.g.
         inside ``torch.random.fork_rng()`` after ``torch.manual_seed``).
-    loss_fn : callable ``(model, batch) -> Tensor``
-        Returns the scalar loss of one batch; ``batch`` is what the DataLoader
-        yields (default collation), already moved to ``device``. It runs under
-        autocast when mixed precision is on, so compute the final reduction in
-        float32 (e.g. ``F.mse_loss(out.float(), x)``).
+    loss_fn : callable ``(model, batch) -> Tensor`` or ``-> (Tensor, dict)``
+        The training step: the scalar loss of one batch, optionally with a
+        dict of statistics of the batch (floats or 0-d tensors, e.g. an
+        accuracy). ``batch`` is what the DataLoader yields (default collation),
+        already moved to ``device``. It runs under autocast when mixed
+        precision is on, so compute the final reduction in float32 (e.g.
+        ``F.mse_loss(out.float(), x)``). The engine averages each statistic
+        over the epoch, weighted by the batch size, or by the weight given with
+        it as a pair ``(value, weight)`` (an accuracy over the batch's
+        unmixed samples: ``(accuracy, n_unmixed)``), and records the means in
+        ``History.stats``.
     dataset : torch.utils.data.Dataset
         Map-style training data. Read batch by batch (through
         ``__getitems__`` when the dataset has it), never materialised.
@@ -483,6 +494,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
                 model.train()
                 total = torch.zeros((), dtype=torch.float64, device=dev)
                 seen = 0
+                sums: dict[str, list[float]] = {}
                 batch_bar = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not show)
                 for batch in batch_bar:
                     n = _batch_len(batch)
@@ -490,13 +502,14 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
                         continue
                     batch = _to_device(batch, dev)
                     with ctx():
-                        loss = loss_fn(model, batch)
+                        loss, stats = _step(loss_fn, model, batch)
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
                     scaler.update()
                     total += loss.detach().double() * n
                     seen += n
+                    _accumulate(sums, stats, n)
                 batch_bar.close()
                 train_loss = float(total) / max(seen, 1)
                 if not np.isfinite(train_loss):
@@ -506,6 +519,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
                 history.train_loss.append(train_loss)
                 history.val_loss.append(val_loss)
                 history.epoch_seconds.append(time.perf_counter() - t0)
+                history.stats.append({k: (s / w if w else float("nan")) for k, (s, w) in sums.items()})
                 epoch_bar.update()
                 epoch_bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
                 if ckpt is not None:
@@ -523,6 +537,25 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
     return history
 
 
+def _step(loss_fn, model, batch) -> tuple[torch.Tensor, dict]:
+    """Run the training step; ``(loss, stats)`` whether it returns the loss alone or with statistics."""
+    out = loss_fn(model, batch)
+    if isinstance(out, tuple):
+        loss, stats = out
+        return loss, dict(stats or {})
+    return out, {}
+
+
+def _accumulate(sums: dict, stats: dict, n: int) -> None:
+    """Add one batch's statistics (value or ``(value, weight)``; default weight: the batch size)."""
+    for key, v in stats.items():
+        value, weight = v if isinstance(v, tuple) else (v, n)
+        weight = float(weight)
+        acc = sums.setdefault(key, [0.0, 0.0])
+        acc[0] += float(value) * weight
+        acc[1] += weight
+
+
 def _evaluate(model, loss_fn, loader, device, ctx) -> float:
     """Mean loss over ``loader`` in eval mode, without gradients."""
     model.eval()
@@ -532,7 +565,7 @@ def _evaluate(model, loss_fn, loader, device, ctx) -> float:
             n = _batch_len(batch)
             batch = _to_device(batch, device)
             with ctx():
-                loss = loss_fn(model, batch)
+                loss, _ = _step(loss_fn, model, batch)
             total += float(loss) * n
             seen += n
     return total / max(seen, 1)

@@ -1,9 +1,9 @@
 """Training of the classification-based model: Mixup, FeatEx, the crop dataset, the step and :func:`train_classifier`.
 
 Everything the training engine calls is defined here at module level: the
-loss callable :class:`ClassifierStep` (one batch through :func:`training_step`,
-its statistics handed to an :class:`EpochMeter`), the meter as the engine's
-end-of-epoch callback, and the Adamax factory.
+training step :func:`training_step` (given to the engine with
+:func:`functools.partial`; the engine averages the statistics it returns over
+each epoch) and the Adamax factory.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from asdkit.models.classifier.labels import class_labels
 from asdkit.models.classifier.torch_model import ClassifierNet, ClassifierWithLoss, SubClusterAdaCos
 from asdkit.training.engine import History, TrainConfig, fit as engine_fit, seeded, select_device
 
-__all__ = ["waveform_mixup", "featex", "CropDataset", "load_standardized", "training_step", "ClassifierStep",
-           "EpochMeter", "ClassifierModel", "train_classifier"]
+__all__ = ["waveform_mixup", "featex", "CropDataset", "load_standardized", "training_step", "ClassifierModel",
+           "train_classifier", "epoch_frame"]
 
 
 def waveform_mixup(x: torch.Tensor, y: torch.Tensor, *, p: float = 0.5, generator: torch.Generator | None = None):
@@ -128,9 +128,10 @@ def training_step(model: ClassifierWithLoss, batch, config: ClassifierConfig, n_
     -------
     loss : Tensor, scalar
     stats : dict
-        ``loss_sum`` (loss times batch size), ``n`` (batch size), ``correct``
-        and ``clean``: of the samples neither mixed nor exchanged, how many the
-        loss's nearest sub-cluster puts in their own class.
+        For the engine to average over the epoch: ``loss``; ``accuracy``, the
+        share of the samples neither mixed nor exchanged that the loss's
+        nearest sub-cluster puts in their own class (weighted by their count);
+        ``scale``, the AdaCos scale after the step (each step counts once).
     """
     x, label = batch
     gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,)).item()))
@@ -148,54 +149,18 @@ def training_step(model: ClassifierWithLoss, batch, config: ClassifierConfig, n_
     loss = model.loss(emb, target)
     with torch.no_grad():
         pred = model.loss.predict(emb)
-        stats = {"correct": int(((pred == target.argmax(-1)) & clean).sum()), "clean": int(clean.sum()),
-                 "loss_sum": float(loss) * x.shape[0], "n": x.shape[0]}
+        n_clean = int(clean.sum())
+        correct = int(((pred == target.argmax(-1)) & clean).sum())
+        stats = {"loss": loss.detach(), "accuracy": (correct / max(n_clean, 1), n_clean),
+                 "scale": (float(model.loss.scale), 1)}
     return loss, stats
 
 
-class EpochMeter:
-    """Sums the step statistics of an epoch; as the engine's callback it logs them and starts afresh.
-
-    Attributes
-    ----------
-    rows : list of dict
-        Per finished epoch: ``epoch``, ``loss`` (mean), ``scale`` (the AdaCos
-        scale at its end), ``accuracy`` (share of clean samples put in their class).
-    """
-
-    def __init__(self):
-        self.rows: list[dict] = []
-        self.reset()
-
-    def reset(self) -> None:
-        self.loss_sum, self.n, self.correct, self.clean = 0.0, 0, 0, 0
-
-    def add(self, stats: dict) -> None:
-        self.correct += stats["correct"]
-        self.clean += stats["clean"]
-        self.loss_sum += stats["loss_sum"]
-        self.n += stats["n"]
-
-    def __call__(self, epoch: int, history: History, model: ClassifierWithLoss) -> None:
-        self.rows.append({"epoch": epoch, "loss": self.loss_sum / max(self.n, 1), "scale": float(model.loss.scale),
-                          "accuracy": self.correct / max(self.clean, 1)})
-        self.reset()
-
-    def frame(self) -> pd.DataFrame:
-        """The log as a table indexed by epoch."""
-        return pd.DataFrame(self.rows).set_index("epoch") if self.rows else pd.DataFrame()
-
-
-class ClassifierStep:
-    """The engine's ``loss_fn(model, batch)``: :func:`training_step`, its statistics added to ``meter``."""
-
-    def __init__(self, config: ClassifierConfig, n_classes: int, meter: EpochMeter):
-        self.config, self.n_classes, self.meter = config, n_classes, meter
-
-    def __call__(self, model: ClassifierWithLoss, batch) -> torch.Tensor:
-        loss, stats = training_step(model, batch, self.config, self.n_classes)
-        self.meter.add(stats)
-        return loss
+def epoch_frame(history: History) -> pd.DataFrame:
+    """The engine's per-epoch statistics as a table indexed by ``epoch`` (empty before the first epoch)."""
+    if not history.stats:
+        return pd.DataFrame()
+    return pd.DataFrame(history.stats, index=pd.RangeIndex(1, len(history.stats) + 1, name="epoch"))
 
 
 class ClassifierModel(NamedTuple):
@@ -250,7 +215,7 @@ def train_classifier(clips: pd.DataFrame, *, preset: str | ClassifierConfig = "q
     Returns
     -------
     ClassifierModel
-        ``epoch_log`` has per epoch the loss, the AdaCos scale and the share of
+        ``epoch_log`` has per epoch the mean loss, the mean AdaCos scale and the share of
         training crops put in their own class (``accuracy``, counted on
         samples neither mixed nor exchanged).
     """
@@ -270,12 +235,11 @@ def train_classifier(clips: pd.DataFrame, *, preset: str | ClassifierConfig = "q
     y = labels.map({c: i for i, c in enumerate(classes)}).to_numpy()
     with seeded(seed):
         model = ClassifierWithLoss(config, len(classes), seed)
-    meter = EpochMeter()
     train_cfg = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=seed,
                             val_fraction=0.0, amp=True, progress=progress)
-    history = engine_fit(model, ClassifierStep(config, len(classes), meter),
+    history = engine_fit(model, functools.partial(training_step, config=config, n_classes=len(classes)),
                          CropDataset(waves, y, fc.segment_length, config.crops_per_clip), config=train_cfg,
                          optimizer_factory=functools.partial(torch.optim.Adamax, weight_decay=config.weight_decay),
-                         device=device_, callbacks=[meter])
+                         device=device_)
     model.eval()
-    return ClassifierModel(model.net, model.loss, classes, config, history, meter.frame(), seed)
+    return ClassifierModel(model.net, model.loss, classes, config, history, epoch_frame(history), seed)

@@ -5,7 +5,8 @@ is defined here at module level:
 
 * :func:`oevae_loss` -- the joint loss of one batch and its per-batch statistics;
 * :class:`OEVAEBatchLoss` -- the engine's ``loss_fn``: draws the batch's
-  pseudo-anomalies and records the statistics in an :class:`EpochMeter`;
+  pseudo-anomalies; the engine averages the statistics it returns over each
+  epoch (``History.stats``, the detector's ``epoch_log_``);
 * :func:`oevae_optimizer` -- the engine's ``optimizer_factory`` (with
   :func:`functools.partial`);
 * :class:`SegmentDataset` -- the normal segments and their ``v``;
@@ -28,8 +29,8 @@ from asdkit.models.oevae.config import OEVAEConfig
 from asdkit.models.oevae.torch_model import OEVAENet
 from asdkit.training.engine import History, TrainConfig, fit as engine_fit, seeded
 
-__all__ = ["oevae_loss", "EpochMeter", "OEVAEBatchLoss", "oevae_optimizer", "SegmentDataset", "smote_segments",
-           "train_network"]
+__all__ = ["oevae_loss", "OEVAEBatchLoss", "oevae_optimizer", "SegmentDataset", "smote_segments",
+           "train_network", "epoch_frame"]
 
 
 def oevae_loss(net: OEVAENet, x_normal: torch.Tensor, prior_mean_d: torch.Tensor, x_outlier: torch.Tensor, *,
@@ -56,11 +57,11 @@ def oevae_loss(net: OEVAENet, x_normal: torch.Tensor, prior_mean_d: torch.Tensor
     -------
     loss : Tensor
         The scalar loss (float32).
-    stats : dict of str to Tensor or int
-        Detached per-batch statistics for :meth:`EpochMeter.add`:
-        ``machine`` (mean BCE), ``kl`` and ``recon`` (sums over the B normal
-        segments), ``correct`` (segments on the right side of the classifier),
-        ``n`` (B + B') and ``n_vae`` (B).
+    stats : dict of str to (Tensor, int)
+        Detached batch means, each with the count it is a mean over (the
+        engine weighs them so): ``machine_loss`` (BCE, B + B' segments),
+        ``kl`` and ``recon`` (per normal segment, B) and ``oe_accuracy``
+        (share of the B + B' segments on the right side of the classifier).
     """
     b, b_out = x_normal.shape[0], x_outlier.shape[0]
     x = torch.cat([x_normal, x_outlier])
@@ -78,58 +79,10 @@ def oevae_loss(net: OEVAENet, x_normal: torch.Tensor, prior_mean_d: torch.Tensor
     recon = ((e[:b].float() - out.recon.float()) ** 2).sum(dim=1)
     loss = l_machine + lambda_vae * (kl.mean() + recon.mean())
     with torch.no_grad():
-        stats = {"machine": l_machine.detach(), "kl": kl.detach().sum(), "recon": recon.detach().sum(),
-                 "correct": ((logits > 0).float() == t).sum(), "n": b + b_out, "n_vae": b}
+        stats = {"machine_loss": (l_machine.detach(), b + b_out), "kl": (kl.detach().mean(), b),
+                 "recon": (recon.detach().mean(), b),
+                 "oe_accuracy": (((logits > 0).float() == t).float().mean(), b + b_out)}
     return loss, stats
-
-
-class EpochMeter:
-    """Per-epoch sums of :func:`oevae_loss`'s statistics, and the epoch records.
-
-    :meth:`add` takes one batch's statistics; :meth:`end_epoch`, an engine
-    callback, appends the epoch's means to :attr:`rows` and starts the next epoch.
-
-    Attributes
-    ----------
-    sums : dict
-        Running sums of the current epoch.
-    rows : list of dict
-        One per finished epoch: ``epoch``, ``machine_loss``, ``kl``, ``recon``
-        (per normal segment) and ``oe_accuracy``.
-    """
-
-    def __init__(self):
-        self.rows: list[dict] = []
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums = {"machine": 0.0, "kl": 0.0, "recon": 0.0, "correct": 0.0, "n": 0, "n_vae": 0}
-
-    def add(self, stats: dict) -> None:
-        """Add one batch's statistics (as returned by :func:`oevae_loss`)."""
-        s = self.sums
-        s["machine"] += float(stats["machine"]) * stats["n"]
-        s["kl"] += float(stats["kl"])
-        s["recon"] += float(stats["recon"])
-        s["correct"] += float(stats["correct"])
-        s["n"] += stats["n"]
-        s["n_vae"] += stats["n_vae"]
-
-    def means(self) -> dict:
-        """The current epoch's means: ``machine_loss``, ``kl``, ``recon``, ``oe_accuracy``."""
-        s = self.sums
-        n, nv = max(s["n"], 1), max(s["n_vae"], 1)
-        return {"machine_loss": s["machine"] / n, "kl": s["kl"] / nv, "recon": s["recon"] / nv,
-                "oe_accuracy": s["correct"] / n}
-
-    def end_epoch(self, epoch: int, history: History, model: nn.Module) -> None:
-        """Engine callback ``(epoch, history, model)``: record the epoch's means and reset."""
-        self.rows.append({"epoch": epoch, **self.means()})
-        self.reset()
-
-    def frame(self) -> pd.DataFrame:
-        """The records as a table indexed by ``epoch`` (empty before the first epoch)."""
-        return pd.DataFrame(self.rows).set_index("epoch") if self.rows else pd.DataFrame()
 
 
 class OEVAEBatchLoss:
@@ -145,8 +98,6 @@ class OEVAEBatchLoss:
     lambda_vae : float
     mixup_alpha : float or None
         None: no Mixup.
-    meter : EpochMeter, optional
-        Receives every batch's statistics.
 
     Notes
     -----
@@ -154,21 +105,17 @@ class OEVAEBatchLoss:
     RNG, which the engine seeds from ``TrainConfig.seed``.
     """
 
-    def __init__(self, outliers: torch.Tensor, k: float, *, lambda_vae: float, mixup_alpha: float | None,
-                 meter: EpochMeter | None = None):
+    def __init__(self, outliers: torch.Tensor, k: float, *, lambda_vae: float, mixup_alpha: float | None):
         self.outliers, self.k = outliers, k
-        self.lambda_vae, self.mixup_alpha, self.meter = lambda_vae, mixup_alpha, meter
+        self.lambda_vae, self.mixup_alpha = lambda_vae, mixup_alpha
 
-    def __call__(self, model: OEVAENet, batch) -> torch.Tensor:
+    def __call__(self, model: OEVAENet, batch) -> tuple[torch.Tensor, dict]:
         x, prior = batch
         gen = torch.randint(0, 2**31 - 1, (1,)).item()            # from the engine's seeded global RNG
         pick = torch.from_numpy(np.random.default_rng(gen).integers(0, len(self.outliers), x.shape[0]))
         xo = self.outliers[pick].to(x.device, dtype=torch.float32)
-        loss, stats = oevae_loss(model, x, self.k * prior, xo, lambda_vae=self.lambda_vae,
-                                 mixup_alpha=self.mixup_alpha, rng=gen)
-        if self.meter is not None:
-            self.meter.add(stats)
-        return loss
+        return oevae_loss(model, x, self.k * prior, xo, lambda_vae=self.lambda_vae, mixup_alpha=self.mixup_alpha,
+                          rng=gen)
 
 
 def oevae_optimizer(params, lr: float, *, vae: nn.Module, lambda_vae: float) -> torch.optim.Adam:
@@ -291,18 +238,25 @@ def train_network(config: OEVAEConfig, segs: np.ndarray, seg_v: np.ndarray, outl
     history : History
         Joint loss per epoch.
     epoch_log : DataFrame
-        :meth:`EpochMeter.frame`.
+        ``History.stats`` indexed by ``epoch``: ``machine_loss``, ``kl``,
+        ``recon`` (per normal segment) and ``oe_accuracy``.
     """
     with seeded(int(seed)):
         net = OEVAENet(config)
-    meter = EpochMeter()
     loss_fn = OEVAEBatchLoss(torch.from_numpy(outlier_segs), k, lambda_vae=config.lambda_vae,
-                             mixup_alpha=config.mixup_alpha if config.mixup else None, meter=meter)
+                             mixup_alpha=config.mixup_alpha if config.mixup else None)
     train_cfg = TrainConfig(epochs=config.epochs, batch_size=config.batch_size // 2, lr=config.lr, seed=int(seed),
                             val_fraction=0.0, amp=True, progress=progress,
                             checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir))
     history = engine_fit(net, loss_fn, SegmentDataset(segs, seg_v), config=train_cfg,
                          optimizer_factory=functools.partial(oevae_optimizer, vae=net.vae,
                                                              lambda_vae=config.lambda_vae),
-                         device=device, callbacks=[meter.end_epoch])
-    return net.eval(), history, meter.frame()
+                         device=device)
+    return net.eval(), history, epoch_frame(history)
+
+
+def epoch_frame(history: History) -> pd.DataFrame:
+    """The engine's per-epoch statistics as a table indexed by ``epoch`` (empty before the first epoch)."""
+    if not history.stats:
+        return pd.DataFrame()
+    return pd.DataFrame(history.stats, index=pd.RangeIndex(1, len(history.stats) + 1, name="epoch"))
