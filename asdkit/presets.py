@@ -4,9 +4,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, TypeVar
 
+import numpy as np
+
 from asdkit.errors import ConfigError
 
-__all__ = ["named_preset"]
+__all__ = ["named_preset", "check_integers"]
 
 T = TypeVar("T")
 
@@ -42,3 +44,21 @@ def named_preset(presets: Mapping[str, T], preset, what: str, caller: str, **ove
         return replace(base, **overrides) if overrides else base
     except TypeError as e:
         raise ConfigError(f"{caller}: {e}") from None
+
+
+def check_integers(config, names, low: int = 1) -> None:
+    """Raise a :class:`ConfigError` naming the field unless each of ``names`` of ``config`` is an integer >= ``low``.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class C:
+    ...     epochs: int = 0
+    >>> check_integers(C(), ["epochs"])
+    Traceback (most recent call last):
+    ...
+    asdkit.errors.ConfigError: C.epochs=0: must be an integer >= 1.
+    """
+    for name in names:
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ConfigError(f"{type(config).__name__}.{name}={v!r}: must be an integer >= {low}.")

@@ -54,6 +54,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 
 from asdkit.io import atomic_write_bytes
 from asdkit.errors import ConfigError
+from asdkit.presets import check_integers
 
 __all__ = ["select_device", "TrainConfig", "History", "fit", "seeded", "CHECKPOINT_NAME", "load_checkpoint"]
 
@@ -151,15 +152,8 @@ class TrainConfig:
     num_workers: int = 0
 
     def __post_init__(self):
-        def integer(name, low):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ConfigError(f"TrainConfig.{name}={v!r}: must be an integer >= {low}.")
-
-        integer("epochs", 1)
-        integer("batch_size", 1)
-        integer("seed", 0)
-        integer("num_workers", 0)
+        check_integers(self, ("epochs", "batch_size"), 1)
+        check_integers(self, ("seed", "num_workers"), 0)
         if not (isinstance(self.lr, (int, float)) and np.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"TrainConfig.lr={self.lr!r}: must be a positive number.")
         if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):

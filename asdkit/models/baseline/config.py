@@ -4,11 +4,10 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FeatureConfig
-from asdkit.presets import named_preset
+from asdkit.presets import check_integers, named_preset
 from asdkit.training.engine import TrainConfig
 
 __all__ = ["EPS", "BaselineConfig", "BASELINE_PRESETS", "baseline_config"]
@@ -66,11 +65,8 @@ class BaselineConfig:
     val_fraction: float = 0.1
 
     def __post_init__(self):
-        for name in ("sr", "n_fft", "hop_length", "n_mels", "n_frames", "frame_stride", "hidden", "bottleneck",
-                     "n_layers", "epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"BaselineConfig.{name}={v!r}: must be a positive integer.")
+        check_integers(self, ("sr", "n_fft", "hop_length", "n_mels", "n_frames", "frame_stride", "hidden", "bottleneck",
+                              "n_layers", "epochs", "batch_size"))
         if not 0 <= self.fmin < self.fmax <= self.sr / 2:
             raise ConfigError(f"BaselineConfig: need 0 <= fmin < fmax <= sr/2, got fmin={self.fmin}, "
                               f"fmax={self.fmax}, sr={self.sr}.")

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
-from asdkit.presets import named_preset
+from asdkit.presets import check_integers, named_preset
 
 __all__ = ["BRANCHES", "ClassifierConfig", "CLASSIFIER_PRESETS", "classifier_config", "BRANCH_VARIANTS"]
 
@@ -97,11 +96,8 @@ class ClassifierConfig:
         if self.featex and len(branches) < 2:
             raise ConfigError("ClassifierConfig: FeatEx exchanges branch embeddings and needs two branches or more; "
                               "set featex=False for a single branch.")
-        for name in ("width", "blocks", "fft_channels", "fft_pool", "phase_stride", "embedding_dim", "sub_clusters",
-                     "epochs", "batch_size", "crops_per_clip", "n_clusters", "n_models"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"ClassifierConfig.{name}={v!r}: must be a positive integer.")
+        check_integers(self, ("width", "blocks", "fft_channels", "fft_pool", "phase_stride", "embedding_dim", "sub_clusters",
+                              "epochs", "batch_size", "crops_per_clip", "n_clusters", "n_models"))
         for name in ("featex_p", "mixup_p"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v <= 1):

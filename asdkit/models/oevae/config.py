@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
-from asdkit.presets import named_preset
+from asdkit.presets import check_integers, named_preset
 
 __all__ = ["OEVAEConfig", "OEVAE_PRESETS", "oevae_config", "AUGMENTATION_VARIANTS"]
 
@@ -72,10 +71,7 @@ class OEVAEConfig:
     def __post_init__(self):
         if self.features not in FEATURE_PRESETS:
             raise ConfigError(f"OEVAEConfig.features={self.features!r}: choose one of {sorted(FEATURE_PRESETS)}.")
-        for name in ("width", "vae_hidden", "latent", "n_zd", "epochs", "batch_size", "n_neighbors", "smote_k"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"OEVAEConfig.{name}={v!r}: must be a positive integer.")
+        check_integers(self, ("width", "vae_hidden", "latent", "n_zd", "epochs", "batch_size", "n_neighbors", "smote_k"))
         if self.n_zd >= self.latent:
             raise ConfigError(f"OEVAEConfig: n_zd={self.n_zd} must be smaller than latent={self.latent}.")
         if self.batch_size < 4 or self.batch_size % 2:
