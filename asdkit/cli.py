@@ -9,7 +9,7 @@ Subcommands::
     asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
     asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...] [--cache DIR]
                [--threads N] [--save-models]
-    asdkit score --model DIR (--data ROOT | --clips WAV...) --out DIR
+    asdkit score --model DIR (--data ROOT | --clips WAV...) --out DIR [--score NAME]
     asdkit systems
     asdkit demo [--data DIR] [--out DIR]
 
@@ -134,8 +134,9 @@ def cmd_run(args) -> int:
 def cmd_score(args) -> int:
     from asdkit.experiments.score import score_clips
 
-    res = score_clips(args.model, out=args.out, data=args.data, clips=args.clips, device=_device(args.device))
-    print(f"{res.detector!r} (fitted on {res.n_train} clips of {', '.join(res.machines) or '?'})")
+    res = score_clips(args.model, out=args.out, data=args.data, clips=args.clips, device=_device(args.device),
+                      score=args.score)
+    print(f"{res.detector!r} (fitted on {res.n_train} clips of {', '.join(res.machines) or '?'}), score {res.key!r}")
     print(f"scored {res.n_clips} clips; wrote {len(res.files)} official files to {args.out}")
     if res.evaluation is not None:
         from asdkit.evaluation.evaluate import format_result
@@ -241,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", type=Path, help="a DCASE-layout root: its test clips of the detector's machine type")
     src.add_argument("--clips", nargs="+", type=Path, help="wav files named in the DCASE way (section_00_...)")
     c.add_argument("--out", type=Path, required=True, help="folder for the official files")
+    c.add_argument("--score", help="which of the detector's scores (e.g. mahala of a saved baseline; default its own)")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda")
     c.set_defaults(func=cmd_score)
 

@@ -187,12 +187,12 @@ def test_saved_models_score_new_clips_like_the_run(quick_root, tmp_path, capsys)
                  "quick", "--out", str(out), "--machines", "SynValve", "--device", "cpu", "--no-plots",
                  "--save-models"]) == 0
     capsys.readouterr()
-    for family, system in (("reference", "reference-knn"), ("baseline", "baseline-mahala")):
+    for family, system, score in (("reference", "reference-knn", []), ("baseline", "baseline-mahala",
+                                                                        ["--score", "mahala"])):
         model = out / "models" / family / "SynValve"
         assert (model / "detector.json").is_file()
-        if family == "baseline":                 # the run reported mahala; the saved default score is mse
-            continue
-        assert main(["score", "--model", str(model), "--data", str(quick_root), "--out", str(tmp_path / family)]) == 0
+        assert main(["score", "--model", str(model), "--data", str(quick_root), "--out", str(tmp_path / family),
+                     *score]) == 0
         printed = capsys.readouterr().out
         assert "official score" in printed and "scored 40 clips" in printed
         name = "anomaly_score_SynValve_section_00_test.csv"

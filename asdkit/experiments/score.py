@@ -12,7 +12,7 @@ from typing import NamedTuple, Sequence
 import pandas as pd
 
 from asdkit.data.dataset import clip_table, scan_root
-from asdkit.errors import DatasetError
+from asdkit.errors import ConfigError, DatasetError
 from asdkit.evaluation.evaluate import EvaluationResult, evaluate_frame
 from asdkit.evaluation.outputs import decision_file_name, score_file_name, write_decisions, write_scores
 from asdkit.models.base import Detector
@@ -27,6 +27,8 @@ class ScoreResult(NamedTuple):
     ----------
     detector : Detector
         The loaded detector.
+    key : str
+        The score written.
     machines : list of str
         Its training machine types.
     n_train, n_clips : int
@@ -40,6 +42,7 @@ class ScoreResult(NamedTuple):
     """
 
     detector: Detector
+    key: str
     machines: list
     n_train: int
     n_clips: int
@@ -49,7 +52,8 @@ class ScoreResult(NamedTuple):
 
 
 def score_clips(model: str | Path, *, out: str | Path, data: str | Path | None = None,
-                clips: Sequence[str | Path] | pd.DataFrame | None = None, device: str = "cpu") -> ScoreResult:
+                clips: Sequence[str | Path] | pd.DataFrame | None = None, device: str = "cpu",
+                score: str | None = None) -> ScoreResult:
     """Score clips with a saved detector; write ``anomaly_score_*`` and ``decision_result_*`` files.
 
     Parameters
@@ -67,6 +71,9 @@ def score_clips(model: str | Path, *, out: str | Path, data: str | Path | None =
         ``section_00_target_test_normal_0001_speed_10.wav``; the machine type
         is the name of the folder above ``test``/``train``, else the clip's folder.
     device : str, default "cpu"
+    score : str, optional
+        Which of the detector's ``score_names`` to write (default: its own
+        ``score`` setting; a saved autoencoder baseline has ``"mse"`` and ``"mahala"``).
 
     Returns
     -------
@@ -86,9 +93,12 @@ def score_clips(model: str | Path, *, out: str | Path, data: str | Path | None =
         table = table.reset_index(drop=True)
     else:
         table = clip_table(clips, name="clips")
-    scores = det.score_samples(table)
+    key = det.score_key if score is None else score
+    if key not in det.score_names:
+        raise ConfigError(f"--score {key}: {type(det).__name__} has the scores {list(det.score_names)}.")
+    scores = det.score_all(table)[key]
     frame = table[["machine", "section", "part", "file", "domain", "label"]].assign(
-        score=scores, decision=det.decision(scores))
+        score=scores, decision=det.decision(scores, key))
     out = Path(out)
     files = []
     for (machine, section), sec in frame.groupby(["machine", "section"], sort=True):
@@ -102,4 +112,4 @@ def score_clips(model: str | Path, *, out: str | Path, data: str | Path | None =
             evaluation = evaluate_frame(frame, score_dir=str(out), data_root=str(data or ""))
         except DatasetError:                       # e.g. a section without anomalies: scores only
             evaluation = None
-    return ScoreResult(det, list(det.machines_), det.n_train_, len(frame), frame, files, evaluation)
+    return ScoreResult(det, key, list(det.machines_), det.n_train_, len(frame), frame, files, evaluation)
