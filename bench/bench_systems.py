@@ -8,9 +8,9 @@ on the embedded ``paper`` dataset on 2 CPU cores), and the results table.
 
     python bench/bench_systems.py --data data/paper --preset cpu --out runs/all-paper-cpu [--threads N]
 
-The classifier's first machine type includes training the one network of the
-root; the ensemble's time is its own (standardising and re-scoring the
-members' test clips), its members being fitted once for their own systems.
+The classifier's time includes training the one network of the root (its
+root-level model); the ensemble's time is its own (standardising and combining
+the members' test scores), its members being fitted once for their own systems.
 
 Measured on the development machine (2 cores, idle, 2026-11-24): see README, *Results*.
 """
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from asdkit.experiments.run import PRESETS, format_table, run_experiment
+from asdkit.experiments.run import format_table, run_experiment
+from asdkit.experiments.systems import PRESETS
 
 
 def main(argv=None) -> int:
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     per: dict[str, float] = {}
     for key, t in res.timings.items():
         family = key.split("/")[0]
-        per[family] = per.get(family, 0.0) + t["fit_s"] + t["score_s"]
+        per[family] = per.get(family, 0.0) + t["fit_s"] + t.get("score_s", 0.0)
     print(f"\n{args.data}, preset {args.preset}, {torch.get_num_threads()} torch threads, device {args.device}")
     print(f"{'family':12s} {'seconds':>9s} {'share':>7s}")
     for family, s in per.items():

@@ -175,9 +175,8 @@ def test_run_classifier_and_ensemble(quick_root, tmp_path, capsys):
     # one network for the whole root (every machine type's training clips, also those not run), trained once
     config = json.loads((out / "config.json").read_text())
     assert config["models"]["classifier"]["branches"] == ["fft", "mel", "phase"]
-    assert "classifier root model (dev): trained on 280 clips of 4 machine types" in printed
-    root_s = config["timings"]["classifier/root/dev"]["fit_s"]
-    assert all(config["timings"][f"classifier/{m}/dev"]["fit_s"] < root_s for m in MACHINES)
+    assert printed.count("classifier root model (dev): trained on 280 clips of 4 machine types") == 1
+    assert "classifier/root/dev" in config["timings"]
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -211,6 +211,81 @@ def _write_official(frame: pd.DataFrame, folder: Path) -> None:
         write_decisions(folder, machine, section, sec["file"].tolist(), sec["decision"].to_numpy())
 
 
+def _families(specs: Sequence[SystemSpec]) -> dict[str, list[SystemSpec]]:
+    """Family -> the systems asked of it, the families others need first (fitted, written only when asked for)."""
+    families: dict[str, list[SystemSpec]] = {}
+    for s in specs:
+        for need in s.needs:
+            families.setdefault(need, [])
+        families.setdefault(s.family, []).append(s)
+    return families
+
+
+class _Run:
+    """What one run collects while it walks the tasks (scores, timings, histories, fitted detectors)."""
+
+    def __init__(self, specs, out: Path, *, plots: bool, save_models: bool, say):
+        self.out, self.plots, self.save_models, self.say = out, plots, save_models, say
+        self.rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
+        self.histories, self.timings, self.model_configs, self.models = {}, {}, {}, {}
+
+    def fitted(self, family: str, task: Task, det, fit_s: float, score_s: float) -> None:
+        self.models[(family, task.machine)] = det
+        self.timings[f"{family}/{task.machine}/{task.part}"] = {"fit_s": round(fit_s, 2), "score_s": round(score_s, 2)}
+        if getattr(det, "history_", None) is not None:
+            self.histories[(family, task.machine)] = det.history_
+        config = getattr(det, "config_", None)
+        if config is not None:
+            self.model_configs[family] = config.to_dict() if hasattr(config, "to_dict") else repr(config)
+        if self.save_models:
+            det.save(self.out / "models" / family / (task.machine if task.part == "dev" else f"{task.machine}_{task.part}"))
+        self.say(f"{family:10s} {task.key}: fitted on {len(task.train)} clips in {fit_s:.1f} s, "
+                 f"scored {len(task.test)} in {score_s:.1f} s")
+
+    def write(self, spec: SystemSpec, task: Task, det, scores: dict) -> None:
+        frame = score_frame(task, det, scores[spec.score_key], spec.score_key)
+        folder = self.out / spec.name
+        _write_official(frame, folder)
+        self.rows[spec.name].append(frame)
+        if self.plots and frame["label"].notna().all() and frame["domain"].notna().all():
+            _plots(frame, float(frame["threshold"].iloc[0]), folder / "plots", task.machine, spec.name)
+
+
+def _run_task(task: Task, families: dict, builders: dict, base: BuildContext, roots: RootModels, run: _Run) -> None:
+    """Fit every family on one task (members first), score its test clips once, write the systems asked for."""
+    fitted, test_scores = {}, {}
+    for family, asked in families.items():
+        spec = builders[family]
+        t0 = time.perf_counter()
+        det = fit_family(spec, task, replace(base, root=roots.get(spec, task.part)), members=fitted)
+        t1 = time.perf_counter()
+        if spec.needs and hasattr(det, "combine_scores"):      # built on members already scored
+            scores = det.combine_scores({f: test_scores[f] for f in spec.needs})
+        else:
+            scores = det.score_all(task.test)
+        fitted[family], test_scores[family] = det, scores
+        run.fitted(family, task, det, t1 - t0, time.perf_counter() - t1)
+        for s in asked:
+            run.write(s, task, det, scores)
+
+
+def _evaluate(specs, scores: dict, out: Path, data, caption: str, say) -> tuple[dict, pd.DataFrame]:
+    """Evaluate each system's in-memory scores where the labels are known; write its and the combined tables."""
+    evaluations = {}
+    for spec in specs:
+        frame = scores[spec.name]
+        if frame.empty or frame["label"].isna().any() or frame["domain"].isna().any():
+            say(f"{spec.name}: test labels unknown, scores written without evaluation")
+            continue
+        evaluations[spec.name] = evaluate_frame(frame, score_dir=str(out / spec.name), data_root=str(data))
+        save_result(evaluations[spec.name], out / spec.name / "results.csv")
+    combined = results_table(evaluations) if evaluations else pd.DataFrame()
+    if not combined.empty:
+        atomic_write_bytes(out / "results.csv", combined.to_csv().encode())
+        atomic_write_bytes(out / "results.md", _markdown(combined, caption).encode())
+    return evaluations, combined
+
+
 def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baseline-mse", "baseline-mahala"),
                    preset: str = "quick", out: str | Path = "runs/experiment", machines: Sequence[str] | None = None,
                    device: str = "auto", seed: int = 0, progress: bool = False, plots: bool = True,
@@ -253,6 +328,8 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     -------
     ExperimentResult
     """
+    import torch
+
     from asdkit import __version__
     from asdkit.features.cache import FeatureCache
 
@@ -261,82 +338,32 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
     specs = resolve_systems(systems)
     out = Path(out)
-    table = scan_root(data)
-    if machines:
-        unknown = sorted(set(machines) - set(table["machine"]))
-        if unknown:
-            raise ConfigError(f"machine(s) {unknown} not found under {str(data)!r}; it holds "
-                              f"{sorted(table['machine'].unique())}")
-    feature_cache = FeatureCache(Path(cache) if cache is not None else out / ".feature_cache")
-    families: dict[str, list[SystemSpec]] = {}
-    for s in specs:
-        for need in s.needs:                       # fitted first, written only when asked for
-            families.setdefault(need, [])
-        families.setdefault(s.family, []).append(s)
+    table = scan_root(data)                                   # the one scan of the root
+    unknown = sorted(set(machines or ()) - set(table["machine"]))
+    if unknown:
+        raise ConfigError(f"machine(s) {unknown} not found under {str(data)!r}; it holds "
+                          f"{sorted(table['machine'].unique())}")
+    families = _families(specs)
     builders = {f: (asked[0] if asked else family_members(f)[0]) for f, asked in families.items()}
-    base = BuildContext(preset=preset, seed=seed, device=device, progress=progress, cache=feature_cache)
+    base = BuildContext(preset=preset, seed=seed, device=device, progress=progress,
+                        cache=FeatureCache(Path(cache) if cache is not None else out / ".feature_cache"))
     roots = RootModels(table, base, say)
-
-    rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
-    histories, timings, model_configs, fitted_models = {}, {}, {}, {}
+    run = _Run(specs, out, plots=plots, save_models=save_models, say=say)
     for task in tasks(table, machines=list(machines) if machines else None, log=say):
-        fitted, test_scores = {}, {}
-        for family, asked in families.items():
-            spec = builders[family]
-            context = BuildContext(preset, seed, device, progress, feature_cache, roots.get(spec, task.part))
-            t0 = time.perf_counter()
-            det = fit_family(spec, task, context, members=fitted)
-            t1 = time.perf_counter()
-            if spec.needs and hasattr(det, "combine_scores"):      # built on members already scored
-                all_scores = det.combine_scores({f: test_scores[f] for f in spec.needs})
-            else:
-                all_scores = det.score_all(task.test)
-            t2 = time.perf_counter()
-            fitted[family], test_scores[family] = det, all_scores
-            fitted_models[(family, task.machine)] = det
-            timings[f"{family}/{task.machine}/{task.part}"] = {"fit_s": round(t1 - t0, 2), "score_s": round(t2 - t1, 2)}
-            if getattr(det, "history_", None) is not None:
-                histories[(family, task.machine)] = det.history_
-            if getattr(det, "config_", None) is not None:
-                model_configs[family] = det.config_.to_dict() if hasattr(det.config_, "to_dict") else repr(det.config_)
-            if save_models:
-                det.save(out / "models" / family / (task.machine if task.part == "dev" else f"{task.machine}_{task.part}"))
-            say(f"{family:10s} {task.key}: fitted on {len(task.train)} clips in {t1 - t0:.1f} s, "
-                f"scored {len(task.test)} in {t2 - t1:.1f} s")
-            for spec_asked in asked:
-                frame = score_frame(task, det, all_scores[spec_asked.score_key], spec_asked.score_key)
-                folder = out / spec_asked.name
-                _write_official(frame, folder)
-                rows[spec_asked.name].append(frame)
-                if plots and frame["label"].notna().all() and frame["domain"].notna().all():
-                    _plots(frame, float(frame["threshold"].iloc[0]), folder / "plots", task.machine, spec_asked.name)
-    timings.update(roots.timings)
+        _run_task(task, families, builders, base, roots, run)
+    run.timings.update(roots.timings)
 
-    scores = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in rows.items()}
-    evaluations = {}
-    for spec in specs:
-        frame = scores[spec.name]
-        if frame.empty or frame["label"].isna().any() or frame["domain"].isna().any():
-            say(f"{spec.name}: test labels unknown, scores written without evaluation")
-            continue
-        ev = evaluate_frame(frame, score_dir=str(out / spec.name), data_root=str(data))
-        evaluations[spec.name] = ev
-        save_result(ev, out / spec.name / "results.csv")
-    combined = results_table(evaluations) if evaluations else pd.DataFrame()
-    if not combined.empty:
-        atomic_write_bytes(out / "results.csv", combined.to_csv().encode())
-        caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seed {seed} "
-                   f"(AUC and pAUC in %; official score = harmonic mean of all values).")
-        atomic_write_bytes(out / "results.md", _markdown(combined, caption).encode())
-    import torch
-
+    scores = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in run.rows.items()}
+    caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seed {seed} "
+               f"(AUC and pAUC in %; official score = harmonic mean of all values).")
+    evaluations, combined = _evaluate(specs, scores, out, data, caption, say)
     config = {
         "data": str(Path(data)), "systems": [s.name for s in specs], "preset": preset, "seed": seed,
-        "device": device, "machines": sorted(table["machine"].unique()) if not machines else sorted(machines),
+        "device": device, "machines": sorted(machines) if machines else sorted(table["machine"].unique()),
         "asdkit": __version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(), "timings": timings, "models": model_configs,
+        "python": platform.python_version(), "timings": run.timings, "models": run.model_configs,
         "saved_models": str(out / "models") if save_models else None,
     }
     atomic_write_bytes(out / "config.json", json.dumps(config, indent=2, default=str).encode())
-    return ExperimentResult(evaluations=evaluations, table=combined, scores=scores, histories=histories,
-                            timings=timings, out=out, models=fitted_models)
+    return ExperimentResult(evaluations=evaluations, table=combined, scores=scores, histories=run.histories,
+                            timings=run.timings, out=out, models=run.models)
