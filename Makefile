@@ -30,8 +30,9 @@ demo: install
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
+# the notebooks take their small path (asdkit.notebook_setup: ASDKIT_IN_TEST, as CI=true does)
 test: install
-	$(BIN)/python -m pytest $(NBVAL) tests notebooks
+	ASDKIT_IN_TEST=1 $(BIN)/python -m pytest $(NBVAL) tests notebooks
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not browser and not slow" tests
