@@ -176,3 +176,11 @@ def test_write_submission(tmp_path):
         == [0, 1, 0]  # 0.5 is not above 0.5
     with pytest.raises(ConfigError, match="no threshold"):
         write_submission(tmp_path, table, [0.1, 0.9, 0.5, 0.2], thresholds={"fan": 0.5})
+    # a detector's own decisions are written as given
+    write_submission(tmp_path / "d", table, [0.1, 0.9, 0.5, 0.2], decisions=[1, 0, 1, 1])
+    assert read_decision_file(tmp_path / "d" / "decision_result_fan_section_00_test.csv")["decision"].tolist() \
+        == [1, 0, 1]
+    with pytest.raises(ConfigError, match="not both"):
+        write_submission(tmp_path, table, [0.1] * 4, thresholds={"fan": 0.5, "pump": 0.1}, decisions=[0] * 4)
+    with pytest.raises(ConfigError, match="decisions must have shape"):
+        write_submission(tmp_path, table, [0.1] * 4, decisions=[0] * 3)

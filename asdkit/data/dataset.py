@@ -165,6 +165,15 @@ def _ground_truth(root: Path, ground_truth: Path | None, machine: str, section: 
     return labels, domains
 
 
+def _row(path: Path, c, machine: str, part: str, split: str | None, **known) -> dict:
+    """One clip-table row (:data:`COLUMNS`) of a parsed file name; ``known`` overrides what the name says."""
+    row = dict(path=str(path.resolve()), file=c.file, machine=machine, part=part, section=c.section, split=split,
+               domain=c.domain, label=c.label, index=c.index, attributes=dict(c.attributes),
+               has_attributes=c.has_attributes, pattern=c.pattern)
+    row.update(known)
+    return row
+
+
 def scan_root(root: str | Path, *, machines: list[str] | None = None, strict: bool = True,
               ground_truth: str | Path | None = None) -> pd.DataFrame:
     """List every clip of a DCASE-layout root in one tidy table.
@@ -233,11 +242,8 @@ def scan_root(root: str | Path, *, machines: list[str] | None = None, strict: bo
                         attrs = dict(attr_csv[c.file])
                         if has is None and attrs:
                             has = True
-                    rows.append(dict(
-                        path=str(wav.resolve()), file=c.file, machine=machine, part=part,
-                        section=c.section, split=split, domain=domain, label=label, index=c.index,
-                        attributes=attrs, has_attributes=has, pattern=c.pattern,
-                    ))
+                    rows.append(_row(wav, c, machine, part, split, domain=domain, label=label, attributes=attrs,
+                                     has_attributes=has))
     if rejected:
         warnings.warn(f"{len(rejected)} file(s) under {str(root)!r} follow no DCASE name pattern and "
                       f"were skipped, e.g. {rejected[0]!r}; see table.attrs['rejected'].", stacklevel=2)
@@ -333,10 +339,7 @@ def clip_table(clips, *, name: str = "clips") -> pd.DataFrame:
             raise FileNameError(f"{path}: {e}") from None
         split = path.parent.name if path.parent.name in _SPLITS else None
         machine = path.parent.parent.name if split else path.parent.name
-        rows.append(dict(path=str(path.resolve()), file=c.file, machine=machine,
-                         part=_part_of(path.parent.parent, path.parent.parent), section=c.section, split=split,
-                         domain=c.domain, label=c.label, index=c.index, attributes=dict(c.attributes),
-                         has_attributes=c.has_attributes, pattern=c.pattern))
+        rows.append(_row(path, c, machine, _part_of(path.parent.parent, path.parent.parent), split))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

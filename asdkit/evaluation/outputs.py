@@ -26,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from asdkit.io import atomic_write_bytes, atomic_write_text
+from asdkit.io import atomic_write_text
 from asdkit.errors import ConfigError, ScoreFileError
 
 __all__ = [
@@ -200,7 +200,7 @@ def write_decisions(out_dir: str | Path, machine: str, section: int | str,
 
 
 def write_submission(out_dir: str | Path, table: pd.DataFrame, scores,
-                     thresholds: Mapping[str, float] | None = None) -> list[Path]:
+                     thresholds: Mapping[str, float] | None = None, *, decisions=None) -> list[Path]:
     """Write the score (and decision) files of every machine/section of a clip table.
 
     Parameters
@@ -212,9 +212,12 @@ def write_submission(out_dir: str | Path, table: pd.DataFrame, scores,
     scores : array-like of shape (n_clips,)
         Anomaly scores aligned with the rows of ``table``.
     thresholds : mapping of str to float, optional
-        Machine -> decision threshold (e.g. :func:`asdkit.evaluation.metrics.gamma_threshold`
+        Machine -> decision threshold (e.g. :func:`asdkit.scoring.threshold.gamma_threshold`
         of its training scores). A clip is decided anomalous when its score is
-        strictly above the threshold. Without it, no decision file is written.
+        strictly above the threshold. Without it (or ``decisions``), no decision file is written.
+    decisions : array-like of shape (n_clips,), optional
+        0/1 decisions aligned with the rows of ``table`` (a detector's
+        ``decision(scores)``), written instead of thresholding here.
 
     Returns
     -------
@@ -232,10 +235,15 @@ def write_submission(out_dir: str | Path, table: pd.DataFrame, scores,
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != (len(table),):
         raise ConfigError(f"scores must have shape ({len(table)},) like the table, got {s.shape}")
+    if thresholds is not None and decisions is not None:
+        raise ConfigError("give thresholds or decisions, not both")
     if thresholds is not None:
         lacking = sorted(set(table["machine"]) - set(thresholds))
         if lacking:
             raise ConfigError(f"no threshold for machine(s) {lacking}")
+    d = None if decisions is None else np.asarray(decisions, dtype=np.int64)
+    if d is not None and d.shape != (len(table),):
+        raise ConfigError(f"decisions must have shape ({len(table)},) like the table, got {d.shape}")
     written = []
     for (machine, section), idx in table.groupby(["machine", "section"], sort=True).indices.items():
         files = table["file"].to_numpy()[idx]
@@ -243,6 +251,8 @@ def write_submission(out_dir: str | Path, table: pd.DataFrame, scores,
         if thresholds is not None:
             dec = (s[idx] > float(thresholds[machine])).astype(np.int64)
             written.append(write_decisions(out_dir, machine, section, files, dec))
+        elif d is not None:
+            written.append(write_decisions(out_dir, machine, section, files, d[idx]))
     return sorted(written)
 
 

@@ -33,7 +33,7 @@ import pandas as pd
 from asdkit.data.dataset import scan_root
 from asdkit.errors import ConfigError
 from asdkit.evaluation.evaluate import EvaluationResult, evaluate_frame, save_result
-from asdkit.evaluation.outputs import write_decisions, write_scores
+from asdkit.evaluation.outputs import write_submission
 from asdkit.experiments.protocol import META_COLUMNS, Task, part_training, tasks
 from asdkit.experiments.systems import PRESETS, BuildContext, SystemSpec, family_members, resolve_systems
 from asdkit.io import atomic_write_bytes
@@ -205,12 +205,6 @@ def _plots(frame: pd.DataFrame, threshold: float, folder: Path, machine: str, sy
         tmp.replace(folder / f"{kind}_{machine}.png")
 
 
-def _write_official(frame: pd.DataFrame, folder: Path) -> None:
-    for (machine, section), sec in frame.groupby(["machine", "section"], sort=True):
-        write_scores(folder, machine, section, sec["file"].tolist(), sec["score"].to_numpy())
-        write_decisions(folder, machine, section, sec["file"].tolist(), sec["decision"].to_numpy())
-
-
 def _families(specs: Sequence[SystemSpec]) -> dict[str, list[SystemSpec]]:
     """Family -> the systems asked of it, the families others need first (fitted, written only when asked for)."""
     families: dict[str, list[SystemSpec]] = {}
@@ -245,7 +239,7 @@ class _Run:
     def write(self, spec: SystemSpec, task: Task, det, scores: dict) -> None:
         frame = score_frame(task, det, scores[spec.score_key], spec.score_key)
         folder = self.out / spec.name
-        _write_official(frame, folder)
+        write_submission(folder, frame, frame["score"], decisions=frame["decision"])
         self.rows[spec.name].append(frame)
         if self.plots and frame["label"].notna().all() and frame["domain"].notna().all():
             _plots(frame, float(frame["threshold"].iloc[0]), folder / "plots", task.machine, spec.name)

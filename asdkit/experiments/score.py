@@ -14,7 +14,7 @@ import pandas as pd
 from asdkit.data.dataset import clip_table, scan_root
 from asdkit.errors import ConfigError, DatasetError
 from asdkit.evaluation.evaluate import EvaluationResult, evaluate_frame
-from asdkit.evaluation.outputs import decision_file_name, score_file_name, write_decisions, write_scores
+from asdkit.evaluation.outputs import write_submission
 from asdkit.models.base import Detector
 
 __all__ = ["ScoreResult", "score_clips"]
@@ -100,11 +100,7 @@ def score_clips(model: str | Path, *, out: str | Path, data: str | Path | None =
     frame = table[["machine", "section", "part", "file", "domain", "label"]].assign(
         score=scores, decision=det.decision(scores, key))
     out = Path(out)
-    files = []
-    for (machine, section), sec in frame.groupby(["machine", "section"], sort=True):
-        write_scores(out, machine, section, sec["file"].tolist(), sec["score"].to_numpy())
-        write_decisions(out, machine, section, sec["file"].tolist(), sec["decision"].to_numpy())
-        files += [out / score_file_name(machine, section), out / decision_file_name(machine, section)]
+    files = write_submission(out, frame, frame["score"], decisions=frame["decision"])
     known = frame["label"].notna().all() and frame["domain"].notna().all()
     evaluation = None
     if known:
