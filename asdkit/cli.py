@@ -8,7 +8,7 @@ Subcommands::
     asdkit prepare ROOT --out DIR [--features quick|paper] [--cache DIR] [--device cpu|cuda]
     asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
     asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...] [--cache DIR]
-               [--threads N] [--save-models]
+               [--seed N | --seeds N...] [--threads N] [--save-models]
     asdkit score --model DIR (--data ROOT | --clips WAV...) --out DIR [--score NAME]
     asdkit systems
     asdkit demo [--data DIR] [--out DIR]
@@ -118,6 +118,8 @@ def cmd_run(args) -> int:
     from asdkit.experiments.run import format_table, run_experiment
 
     _threads(getattr(args, "threads", None))
+    if getattr(args, "seeds", None):
+        return _run_seeds(args)
     res = run_experiment(args.data, systems=args.system, preset=args.preset, out=args.out,
                          machines=args.machines, device=_device(args.device), seed=args.seed,
                          progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None),
@@ -128,6 +130,22 @@ def cmd_run(args) -> int:
         print(f"\nwrote {res.out}/results.csv, results.md, config.json and one folder per system")
     else:
         print(f"\nwrote scores to {res.out} (no test labels: nothing to evaluate)")
+    return 0
+
+
+def _run_seeds(args) -> int:
+    from asdkit.experiments.seeds import format_seeds_table, run_seeds
+
+    res = run_seeds(args.data, seeds=args.seeds, systems=args.system, preset=args.preset, out=args.out,
+                    machines=args.machines, device=_device(args.device), progress=_progress(),
+                    plots=not args.no_plots, cache=getattr(args, "cache", None),
+                    save_models=getattr(args, "save_models", False))
+    if not res.table.empty:
+        print()
+        print(format_seeds_table(res.table))
+        print(f"\nwrote {res.out}/results.csv, results.md, config.json and one folder per seed (seed_<n>/)")
+    else:
+        print(f"\nwrote scores to {res.out}/seed_<n>/ (no test labels: nothing to evaluate)")
     return 0
 
 
@@ -226,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", type=Path, required=True)
     u.add_argument("--machines", nargs="+")
     u.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    u.add_argument("--seed", type=int, default=0)
+    seeds = u.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0)
+    seeds.add_argument("--seeds", type=int, nargs="+", help="several seeds, each run in OUT/seed_<n>/; the table "
+                       "shows mean ± std across them")
     u.add_argument("--no-plots", action="store_true", help="skip the ROC and score-histogram PNGs")
     u.add_argument("--cache", type=Path, help="feature cache folder shared across runs (default: OUT/.feature_cache)")
     u.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 on cores "

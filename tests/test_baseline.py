@@ -1,3 +1,4 @@
+import json
 import pickle
 import sys
 
@@ -12,20 +13,23 @@ from asdkit.errors import NotFittedError
 from asdkit.evaluation.metrics import section_metrics
 from asdkit.models.base import Detector
 from asdkit.models.baseline import (BASELINE_PRESETS, AEOutput, AutoencoderBaseline, BaselineConfig, DenseAE,
-                                    FrameDataset, MSEScorer, SelectiveMahalanobisScorer, average_frame_vectors,
+                                    FrameDataset, FrameMahalanobisScorer, MSEScorer,
+                                    SelectiveMahalanobisScorer, average_frame_vectors,
                                     baseline_config, baseline_log_mel, frame_vectors, torch_frame_vectors)
 
 # AUC floors, measured on SynFan of the session's quick data (`quick_table`: synth seed 0, 60 + 10 training
 # clips, 10 test clips per domain x label; the same clips as synthesize(machines=["SynFan"], seed=0)),
 # preset "quick", CPU, model seeds 0-5 (seed 0 is the one tested), 2026-12-01:
-#   MAHALA  AUC 0.51-0.66 (seed 0: 0.60)   AUC(source) 0.83-0.86 (0.85)   AUC(target) 0.18-0.49 (0.35)
+#   MAHALA (organisers', per-frame)  AUC 0.50-0.65 (seed 0: 0.54)  AUC(source) 0.29-0.80 (0.75)  AUC(target) 0.25-0.72 (0.34)
+#   MAHALA_LW (asdkit's 640 x 640)    AUC 0.51-0.66 (seed 0: 0.60)  AUC(source) 0.83-0.86 (0.85)  AUC(target) 0.18-0.49 (0.35)
 #   MSE     AUC 0.40-0.53 (seed 0: 0.46)   AUC(source) 0.21-0.72 (0.42)   AUC(target) 0.34-0.64 (0.50)
 # After 5 quick epochs the MSE score mostly follows the domain and level of a clip, not the anomaly, so no
-# floor above chance holds for it on these test clips (with 20 epochs of batch 256 it reached 0.61).
-# Both scores are instead checked on clearly foreign sounds (the 60 normal test clips of the other three
-# machine types against SynFan's normal test clips): AUC 1.0 for every seed, the lowest foreign score
-# 1.3-2.7x (MSE) and 1.6-2.0x (MAHALA) the highest normal one.
-SECTION_FLOORS = {"auc": 0.55, "auc_source": 0.8}           # MAHALA
+# floor above chance holds for it on these test clips (with 20 epochs of batch 256 it reached 0.61); the
+# organisers' score, the distance of a clip's mean residual frame, swings between the domains from seed to
+# seed on so short a training. All three are also checked on clearly foreign sounds (the 60 normal test
+# clips of the other three machine types against SynFan's normal test clips): AUC 1.0 for every seed, the
+# lowest foreign score 1.3-2.7x (MSE), 1.7-6.0x (MAHALA) and 1.6-2.0x (MAHALA_LW) the highest normal one.
+SECTION_FLOORS = {"mahala": {"auc": 0.52, "auc_source": 0.7}, "mahala_lw": {"auc": 0.55, "auc_source": 0.8}}
 FOREIGN_AUC_FLOOR = 0.95                                    # both scores
 
 
@@ -195,6 +199,92 @@ def test_selective_mahalanobis_takes_the_min_over_domains(rng):
     np.testing.assert_allclose(one.score_samples(test), one.domain_scores(test)[:, 0])
 
 
+def _organisers_covariances(train, doms, block, batch, rng):
+    """The organisers' covariance pass written out literally in torch for one shuffle: batches of shuffled
+    training vectors, each domain's frames centred by the batch's mean, scatter / (n_vectors - 1)."""
+    import torch
+
+    vec = torch.from_numpy(train.reshape(-1, train.shape[-1]).astype(np.float32))
+    dom = np.repeat(np.asarray(doms), train.shape[1])
+    order = rng.permutation(len(vec))
+    cov = {d: torch.zeros(block, block) for d in ("source", "target")}
+    num = {d: 0 for d in ("source", "target")}
+    for s in range(0, len(order), batch):
+        idx = order[s:s + batch]
+        for d in ("source", "target"):
+            sel = idx[dom[idx] == d]
+            if sel.size:
+                frames = vec[sel].reshape(-1, block)
+                diff = frames - frames.mean(dim=0)
+                cov[d] += diff.T @ diff
+                num[d] += sel.size
+    return np.stack([(cov[d] / (num[d] - 1)).numpy() for d in ("source", "target")])
+
+
+def _organisers_scores(test, covariances, block):
+    """Their test score: per clip ``sum(delta @ inv(cov) @ delta.T) / n_frames**2`` over its frames, min over domains."""
+    import torch
+
+    prec = [torch.inverse(torch.from_numpy(c).float()) for c in covariances]
+    out = []
+    for clip in test:
+        delta = torch.from_numpy(clip.astype(np.float32)).reshape(-1, block)
+        out.append(min(float((delta @ p @ delta.T).sum() / len(delta) ** 2) for p in prec))
+    return np.array(out)
+
+
+def test_frame_mahalanobis_is_the_organisers_computation(rng):
+    # 6-dim "vectors" of 3 frames of 2 bands; the frames of a vector share a clip-level offset (correlated,
+    # as consecutive frames are), and the target domain is shifted and sparse in the batches
+    mix = np.array([[1.0, 0.6], [0.0, 0.8]])
+
+    def clips(n, scale, shift):
+        own = rng.standard_normal((n, 50, 1, 2)) @ mix * scale
+        return (own + 0.5 * rng.standard_normal((n, 50, 3, 2)) + shift).reshape(n, 50, 6)
+
+    src, tgt = clips(12, 1.0, [0.3, -0.2]), clips(2, 2.0, [2.0, 1.0])
+    train, doms = np.concatenate([src, tgt]), ["source"] * 12 + ["target"] * 2
+    batch = 32
+    sc = FrameMahalanobisScorer(block_size=2, batch_size=batch, holdout=0.0).fit(train, doms)
+    assert sc.domains_ == ("source", "target") and sc.n_features_in_ == 6
+    np.testing.assert_array_equal(sc.n_vectors_, [600, 100])
+    # the covariance is the expectation of theirs over shuffles
+    literal = np.mean([_organisers_covariances(train, doms, 2, batch, rng) for _ in range(200)], axis=0)
+    plain = FrameMahalanobisScorer(block_size=2, batch_size=None).fit(train, doms).covariance_
+    np.testing.assert_allclose(sc.covariance_, literal, rtol=0.02, atol=1e-3)
+    assert np.abs(plain[1] / literal[1] - 1).max() > 0.1          # the batch centring matters for the target
+    # the score is their test computation: the distance of the mean residual frame, min over domains
+    test = np.concatenate([src[:2], tgt[:2], rng.standard_normal((2, 50, 6)) * 3])
+    ours = sc.score_samples(test)
+    np.testing.assert_allclose(ours, _organisers_scores(test, sc.covariance_, 2), rtol=1e-4)
+    u = test.reshape(len(test), -1, 2).mean(axis=1)
+    by_hand = np.stack([np.einsum("bi,ij,bj->b", u, np.linalg.inv(c), u) for c in sc.covariance_], axis=1)
+    np.testing.assert_allclose(sc.domain_scores(test), by_hand, rtol=1e-6)
+    # a saved and restored scorer scores the same
+    again = FrameMahalanobisScorer.from_state(json.loads(json.dumps(
+        {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in sc.get_state().items()})))
+    np.testing.assert_allclose(again.score_samples(test), ours, rtol=1e-12)
+
+
+def test_frame_mahalanobis_errors(rng):
+    with pytest.raises(ConfigError, match="block_size=4"):
+        FrameMahalanobisScorer(block_size=4).fit(rng.standard_normal((2, 5, 6)), ["source", "source"])
+    with pytest.raises(ConfigError, match="block_size=0"):
+        FrameMahalanobisScorer(block_size=0).fit(rng.standard_normal((2, 5, 6)), ["source", "source"])
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        FrameMahalanobisScorer(block_size=2, batch_size=0).fit(rng.standard_normal((2, 5, 6)), ["source"] * 2)
+    with pytest.raises(ConfigError, match="holdout=1"):
+        FrameMahalanobisScorer(block_size=2, holdout=1).fit(rng.standard_normal((2, 5, 6)), ["source"] * 2)
+    with pytest.raises(ConfigError, match="domains"):
+        FrameMahalanobisScorer(block_size=2).fit(rng.standard_normal((2, 5, 6)), ["source"])
+    with pytest.raises(NotFittedError):
+        FrameMahalanobisScorer().score_samples(rng.standard_normal((2, 5, 6)))
+    sc = FrameMahalanobisScorer(block_size=2).fit(rng.standard_normal((2, 5, 6)), ["source", "source"])
+    assert sc.domains_ == ("source",)
+    with pytest.raises(ConfigError, match="6-dim"):
+        sc.score_samples(rng.standard_normal((1, 5, 4)))
+
+
 @pytest.mark.parametrize("covariance", ["ledoit_wolf", "empirical"])
 def test_streamed_covariance_matches_sklearn(rng, covariance):
     from sklearn.covariance import EmpiricalCovariance, LedoitWolf
@@ -277,25 +367,26 @@ def test_fit_learns_and_sets_thresholds(fitted):
     assert h[-1] < 0.1 * h[0] and all(b < a for a, b in zip(h, h[1:]))      # the MSE falls
     assert np.isfinite(det.history_.val_loss).all()
     assert det.mahala_scorer_.domains_ == ("source", "target")
-    assert set(det.thresholds_) == {"mse", "mahala"} and det.threshold_ == det.thresholds_["mahala"]
+    assert set(det.thresholds_) == {"mse", "mahala", "mahala_lw"} and det.threshold_ == det.thresholds_["mahala"]
     assert det.train_scores_["mahala"].shape == (70,) and det.n_train_ == 70
     flagged = det.decision(det.train_scores_["mahala"])
     assert set(np.unique(flagged)) <= {0, 1} and 0.02 <= flagged.mean() <= 0.3     # ~10 % by construction
 
 
-def test_mahala_auc_floor_on_synthetic_fan(fitted, synfan):
+@pytest.mark.parametrize("score", sorted(SECTION_FLOORS))
+def test_mahala_auc_floor_on_synthetic_fan(fitted, synfan, score):
     from sklearn.metrics import roc_auc_score
 
     _, scores = fitted
     _, test = synfan
     y = (test.label == "anomaly").to_numpy().astype(int)
-    m = section_metrics(y, scores["mahala"], test.domain.to_numpy())
-    m["auc"] = roc_auc_score(y, scores["mahala"])
-    for what, floor in SECTION_FLOORS.items():
+    m = section_metrics(y, scores[score], test.domain.to_numpy())
+    m["auc"] = roc_auc_score(y, scores[score])
+    for what, floor in SECTION_FLOORS[score].items():
         assert m[what] > floor, (what, m)
 
 
-@pytest.mark.parametrize("score", ["mse", "mahala"])
+@pytest.mark.parametrize("score", ["mse", "mahala", "mahala_lw"])
 def test_foreign_sounds_score_higher(fitted, synfan, quick_table, score):
     from sklearn.metrics import roc_auc_score
 
@@ -334,7 +425,7 @@ def test_same_seed_same_scores_other_seed_differs(small_train, tmp_path):
     a = run(0)
     b = run(0, memmap_dir=tmp_path)                 # memory-mapped features give the same run
     c = run(1)
-    for k in ("mse", "mahala"):
+    for k in ("mse", "mahala", "mahala_lw"):
         np.testing.assert_array_equal(a[k], b[k])
         assert not np.array_equal(a[k], c[k])
     assert list(tmp_path.iterdir()) == []           # the temporary memmap is removed
@@ -352,28 +443,33 @@ def test_save_load_round_trip_is_bit_identical(fitted, synfan, tmp_path):
         assert loaded.config_ == det.config_ and loaded.history_ == det.history_
         assert loaded.thresholds_ == det.thresholds_ and loaded.threshold_ == det.threshold_
         out = loaded.score_all(test)
-        for k in ("mse", "mahala"):
+        for k in ("mse", "mahala", "mahala_lw"):
             assert np.array_equal(out[k], scores[k]) and np.array_equal(again[k], scores[k])
             assert np.array_equal(loaded.train_scores_[k], det.train_scores_[k])
         np.testing.assert_array_equal(loaded.decision(out["mahala"]), det.decision(scores["mahala"]))
         some = test.iloc[:4]
-        assert np.array_equal(loaded.domain_scores(some).to_numpy(), det.domain_scores(some).to_numpy())
+        for k in ("mahala", "mahala_lw"):
+            assert np.array_equal(loaded.domain_scores(some, score=k).to_numpy(),
+                                  det.domain_scores(some, score=k).to_numpy())
 
 
-def test_domain_scores_min_is_the_mahala_score(fitted, synfan):
+@pytest.mark.parametrize("score", ["mahala", "mahala_lw"])
+def test_domain_scores_min_is_the_mahala_score(fitted, synfan, score):
     det, scores = fitted
     _, test = synfan
     some = test.iloc[[0, 15, 25, 35]]
-    per_domain = det.domain_scores(some)
+    per_domain = det.domain_scores(some, score=score)
     assert list(per_domain.columns) == ["source", "target"] and len(per_domain) == 4
-    np.testing.assert_allclose(per_domain.min(axis=1), scores["mahala"][[0, 15, 25, 35]], rtol=1e-5)
+    np.testing.assert_allclose(per_domain.min(axis=1), scores[score][[0, 15, 25, 35]], rtol=1e-5)
     # the target statistics favour target clips: relative to the source statistics, target normals
-    # score far lower under them than source normals do
+    # score far lower under them than source normals do (by a factor of 1.3 at least; measured 1.6 and 4+)
     normal = test[test.label == "normal"]
-    d = det.domain_scores(normal)
-    gap = (d.target - d.source).to_numpy()
+    d = det.domain_scores(normal, score=score)
+    gap = np.log(d.target / d.source).to_numpy()
     src, tgt = (normal.domain == "source").to_numpy(), (normal.domain == "target").to_numpy()
-    assert np.median(gap[tgt]) < np.median(gap[src]) - 100, (np.median(gap[tgt]), np.median(gap[src]))
+    assert np.median(gap[tgt]) < np.median(gap[src]) - np.log(1.3), (np.median(gap[tgt]), np.median(gap[src]))
+    with pytest.raises(ConfigError, match="score='mse'"):
+        det.domain_scores(some, score="mse")
 
 
 def test_reconstruct_averages_the_vectors_and_matches_the_mse(fitted, synfan, write_wav):

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Floors on the quick synthetic root with the quick preset (4 machine types, 40 test clips each).
 # Measured with seed 0: AUC(source) 0.70 / 0.59 / 0.85 / 0.92, AUC(target) 0.70 / 0.48 / 0.66 / 0.39.
-AUC_SOURCE_HMEAN_FLOOR = 0.65
+AUC_SOURCE_HMEAN_FLOOR = 0.65                  # "classifier_kmeans" (the report's raw minimum)
+AUC_SOURCE_HMEAN_FLOOR_DOMAIN = 0.6           # "classifier" (per-domain standardised)
+# The per-domain score, same seed: AUC(source) 0.71 / 0.57 / 0.79 / 0.67 (h-mean 0.67, 2026-12-01): it trades
+# some source AUC for target AUC, as on the paper-size data.
 ACCURACY_FLOOR = 0.3          # training crops in their own class: 23 classes, 69 with FeatEx
 #: A network small enough to train in a second: for what depends on training but not on its quality.
 TINY = classifier_config("quick", epochs=1, embedding_dim=16)
@@ -222,23 +225,35 @@ def test_same_seed_same_network_whichever_machine_type_asks(tiny_pool, self_trai
 # --------------------------------------------------------------------------- the detector
 def test_detector_scores_and_threshold(trained, train_table, test_table):
     train, test = train_table, test_table
-    aucs = []
+    aucs, raw_aucs = [], []
     for machine in sorted(train.machine.unique()):
         own = train[train.machine == machine]
         det = ClassifierDetector("quick", device="cpu", models=[trained]).fit(own)
         t = test[test.machine == machine]
-        s = det.score_all(t)["classifier"]
-        assert s.shape == (len(t),) and np.all((s >= -1e-6) & (s <= 2 + 1e-6))
+        both = det.score_all(t)
+        s, raw = both["classifier"], both["classifier_kmeans"]
+        assert s.shape == raw.shape == (len(t),) and np.all((raw >= -1e-6) & (raw <= 2 + 1e-6))
         np.testing.assert_array_equal(det.score_samples(t), s)
-        aucs.append(section_metrics((t.label == "anomaly").astype(int), s, t.domain)["auc_source"])
+        # the default score: each domain's distance standardised by its own training distances, the smaller
+        sc = det.sections_["00"][0]
+        emb = det.embed(t)[0]
+        # (embed() scales row-major float32 rows, the scorer column-major ones: round-off, magnified by the
+        # standardisation of small distances)
+        np.testing.assert_allclose(s, sc.domain_scores(emb).min(axis=1), rtol=1e-3, atol=2e-3)
+        np.testing.assert_allclose(raw, (1 - emb @ np.concatenate([sc.centroids_, sc.target_]).T).min(axis=1),
+                                   rtol=1e-4, atol=1e-5)
+        y = (t.label == "anomaly").astype(int)
+        aucs.append(section_metrics(y, s, t.domain)["auc_source"])
+        raw_aucs.append(section_metrics(y, raw, t.domain)["auc_source"])
         flags = det.decision(det.train_scores_["classifier"])
         assert 0.03 <= flags.mean() <= 0.2
         sec = det.sections_["00"][0]
         assert sec.centroids_.shape == (16, trained.config.total_embedding_dim)
         assert len(sec.target_) == (own.domain == "target").sum()
         # target training clips are scored without themselves (else their distance would be 0)
-        assert det.train_scores_["classifier"][(own.domain == "target").to_numpy()].min() > 1e-4
-    assert floored_hmean(aucs) > AUC_SOURCE_HMEAN_FLOOR, aucs
+        assert det.train_scores_["classifier_kmeans"][(own.domain == "target").to_numpy()].min() > 1e-4
+    assert floored_hmean(raw_aucs) > AUC_SOURCE_HMEAN_FLOOR, raw_aucs
+    assert floored_hmean(aucs) > AUC_SOURCE_HMEAN_FLOOR_DOMAIN, aucs
     # one branch's part of the embedding alone (a few clips: shapes only)
     fan = train[train.machine == "SynFan"]
     mel = ClassifierDetector("quick", device="cpu", models=[trained], branches=["mel"]).fit(

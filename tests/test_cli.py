@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from asdkit.cli import main
+from asdkit.errors import ConfigError
 from asdkit.evaluation.outputs import write_scores
 
 MACHINES = ["SynFan", "SynValve"]
@@ -112,6 +113,50 @@ def test_run_writes_official_files_table_config_and_plots(quick_root, tmp_path, 
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "quick" and config["models"]["baseline"]["epochs"] > 0
     assert config["torch_threads"] == 1
+
+
+@pytest.mark.slow
+def test_run_with_seeds_gives_mean_and_std_across_seeds(quick_root, tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "seeds"
+    before = torch.get_num_threads()
+    try:
+        assert main(["run", "--data", str(quick_root), "--system", "reference-knn", "baseline-mahala", "--preset",
+                     "quick", "--out", str(out), "--machines", "SynFan", "SynValve", "--device", "cpu",
+                     "--threads", "1", "--seeds", "0", "1", "--no-plots"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    printed = capsys.readouterr().out
+    assert "--- seed 1 ---" in printed and "±" in printed
+    per_seed = [pd.read_csv(out / f"seed_{s}" / "results.csv", index_col=[0, 1]) for s in (0, 1)]
+    assert json.loads((out / "seed_1" / "config.json").read_text())["seed"] == 1
+    table = pd.read_csv(out / "results.csv", index_col=[0, 1], header=[0, 1])
+    for system in ("reference-knn", "baseline-mahala"):
+        both = np.array([t.loc[("official score", "h-mean"), system] for t in per_seed])
+        assert table.loc[("official score", "h-mean"), (system, "mean")] == pytest.approx(both.mean())
+        assert table.loc[("official score", "h-mean"), (system, "std")] == pytest.approx(both.std(ddof=1))
+        auc = np.array([t.loc[("SynFan", "AUC(target)"), system] for t in per_seed])
+        assert table.loc[("SynFan", "AUC(target)"), (system, "mean")] == pytest.approx(auc.mean())
+    # the reference has no seed; the trained baseline differs between seeds
+    assert table.loc[("official score", "h-mean"), ("reference-knn", "std")] == pytest.approx(0)
+    assert table.loc[("official score", "h-mean"), ("baseline-mahala", "std")] > 0
+    # two machine types: no leave-one-machine-out interval
+    assert table.loc[("official score", "95% interval low")].isna().all()
+    md = (out / "results.md").read_text()
+    assert "seeds 0, 1" in md and " ± " in md
+    assert json.loads((out / "config.json").read_text())["seeds"] == [0, 1]
+
+
+def test_run_seeds_rejects_bad_seeds(quick_root, tmp_path, capsys):
+    from asdkit.experiments.seeds import run_seeds
+
+    for seeds in ([], [0, 0], [-1]):
+        with pytest.raises(ConfigError, match="distinct non-negative"):
+            run_seeds(quick_root, seeds=seeds, out=tmp_path)
+    with pytest.raises(SystemExit) as stop:                 # argparse: --seed and --seeds exclude each other
+        main(["run", "--data", str(quick_root), "--out", str(tmp_path), "--seed", "3", "--seeds", "1"])
+    assert stop.value.code == 2 and "not allowed with argument --seed" in capsys.readouterr().err
 
 
 def test_run_rejects_unknown_system(quick_root, tmp_path, capsys):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from pathlib import Path
 
 import pandas as pd
@@ -109,8 +111,24 @@ def test_dev_table_values(dev):
     assert r.official_score == pytest.approx(scipy.stats.hmean(values))
     assert r.arithmetic_mean == pytest.approx(sum(values) / 6)
     assert r.n_values == 6
+    # two machine types: too few to leave one out (unclipped the interval would reach beyond [0, 1])
     jk = jackknife_interval([[0.75, 0.25, PAUC_ZERO_AREA], [1, 1, 1]], statistic=floored_hmean)
-    assert r.jackknife == pytest.approx((jk.low, jk.high))
+    assert jk.low < 0 or jk.high > 1
+    assert all(math.isnan(v) for v in r.jackknife) and "needs at least 4" in str(r)
+
+
+def test_jackknife_interval_from_four_sections_clipped_to_0_1():
+    from asdkit.evaluation.evaluate import MIN_JACKKNIFE_SECTIONS, _result
+
+    rows = [{"machine": f"m{i}", "section": "00", "part": "dev", "n_clips": 4, "auc_source": a,
+             "auc_target": b, "pauc": c} for i, (a, b, c) in
+            enumerate([(0.9, 0.8, 0.7), (0.95, 0.9, 0.85), (0.99, 0.97, 0.95), (0.6, 0.02, 0.5)])]
+    assert len(rows) == MIN_JACKKNIFE_SECTIONS
+    values = [[r["auc_source"], r["auc_target"], r["pauc"]] for r in rows]
+    jk = jackknife_interval(values, statistic=floored_hmean)
+    r = _result(rows, [np.array([0, 1, 0, 1])], [np.array([0.1, 0.9, 0.3, 0.2])], "scores", "root")
+    assert r.jackknife == pytest.approx((max(jk.low, 0), min(jk.high, 1)))
+    assert 0 <= r.jackknife[0] <= r.official_score <= r.jackknife[1] <= 1
 
 
 def test_dev_decisions(dev, tmp_path):

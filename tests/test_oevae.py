@@ -13,8 +13,10 @@ from asdkit.models.oevae import (AUGMENTATION_VARIANTS, OEVAE_PRESETS, DomainVAE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# Floors for the quick preset on the quick SynFan test clips (40 clips).
-AUC_FLOOR = 0.6
+# Floors for the quick preset on the quick SynFan test clips (40 clips), measured with model seeds 0-3
+# (2026-12-01), AUC over both domains: oevae 0.59-0.75 (seed 0: 0.59), beta 0.63-0.74 (0.63) with the default
+# per-domain scoring; the report's pooled scoring 0.63-0.74 and 0.65-0.77.
+AUC_FLOOR = {"oevae": 0.55, "beta": 0.6}
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,13 @@ def fitted(split):
     train, test, others = split
     det = OEVAEDetector(preset="quick", seed=0, device="cpu").fit(train, outliers=others)
     return det, det.score_all(test)
+
+
+@pytest.fixture(scope="module")
+def fitted_pooled(fitted):
+    """The report's pooled scores of the same fit, under the names of the per-domain ones."""
+    det, scores = fitted
+    return det, {"alpha": scores["alpha"], "beta": scores["beta_pooled"], "oevae": scores["oevae_pooled"]}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -119,23 +128,53 @@ def test_fit_learns_and_records(fitted):
     assert det.smote_counts_ and all(after >= before for before, after in det.smote_counts_.values())
 
 
-def test_normalisation_comes_from_training_clips_only(fitted, split):
-    det, scores = fitted
+def test_pooled_normalisation_comes_from_training_clips_only(fitted_pooled, split):
+    det, scores = fitted_pooled
     _, test, _ = split
-    for key in ("alpha", "beta"):
-        s = det.train_scores_[key]
+    for key, name in (("alpha", "alpha"), ("beta", "beta_pooled")):
+        s = det.train_scores_[name]
         assert det.normalizers_[key].mean_ == pytest.approx(s.mean())
         assert det.normalizers_[key].scale_ == pytest.approx(s.std())
     few = det.score_all(test.iloc[[0, 25]])                # other test sets change nothing
+    for key in ("alpha", "beta_pooled", "oevae_pooled"):
+        np.testing.assert_allclose(few[key], fitted_pooled[1][key.replace("_pooled", "")][[0, 25]], rtol=1e-5)
+    w = det.config_.w
+    za, zb = det.normalizers_["alpha"].transform(scores["alpha"]), det.normalizers_["beta"].transform(scores["beta"])
+    np.testing.assert_allclose(scores["oevae"], w * za + (1 - w) * zb)
+    np.testing.assert_allclose(det.combine(za, zb, w=1.0), za)
+    with pytest.raises(ConfigError, match="w="):
+        det.combine(za, zb, w=1.5)
+
+
+def test_domain_scoring_standardises_each_domain_by_its_own_training_clips(fitted, fitted_pooled, split):
+    det, scores = fitted
+    train, test, _ = split
+    assert det.domains_ == ("source", "target")
+    # pooled and per-domain scores differ (the same alpha, standardised differently)
+    assert not np.allclose(scores["oevae"], scores["oevae_pooled"])
+    doms = train.domain.to_numpy()
+    for d in ("source", "target"):
+        own = det.train_scores_["alpha"][doms == d]
+        assert det.normalizers_[f"alpha@{d}"].mean_ == pytest.approx(own.mean())
+        assert det.normalizers_[f"alpha@{d}"].scale_ == pytest.approx(own.std())
+    # beta: per-domain banks of real segments, each standardised by its own leave-one-clip-out clip scores
+    sc = det.beta_scorer_
+    assert sc.n_neighbors == det.config_.n_neighbors
+    assert sum(len(sc.scorers_[d].embeddings_) for d in sc.domains_) == det.n_train_ * det.n_segments_
+    for j, d in enumerate(sc.domains_):
+        own = sc.train_domain_scores_[doms == d, j]
+        assert abs(own.mean()) < 1e-9 and own.std() == pytest.approx(1.0)
+    np.testing.assert_array_equal(det.train_scores_["beta"], sc.training_scores())
+    zb = sc.domain_scores(det.embed(test))
+    np.testing.assert_allclose(scores["beta"], zb.min(axis=1), rtol=1e-6)
+    za = np.stack([det.normalizers_[f"alpha@{d}"].transform(scores["alpha"]) for d in sc.domains_], axis=1)
+    w = det.config_.w
+    np.testing.assert_allclose(scores["oevae"], (w * za + (1 - w) * zb).min(axis=1), rtol=1e-6)
+    few = det.score_all(test.iloc[[0, 25]])
     for key in ("alpha", "beta", "oevae"):
         np.testing.assert_allclose(few[key], scores[key][[0, 25]], rtol=1e-5)
-    w = det.config_.w
-    np.testing.assert_allclose(scores["oevae"], w * det.normalizers_["alpha"].transform(scores["alpha"])
-                               + (1 - w) * det.normalizers_["beta"].transform(scores["beta"]))
-    np.testing.assert_allclose(det.combine(scores["alpha"], scores["beta"], w=1.0),
-                               det.normalizers_["alpha"].transform(scores["alpha"]))
-    with pytest.raises(ConfigError, match="w="):
-        det.combine(scores["alpha"], scores["beta"], w=1.5)
+    with pytest.raises(ConfigError, match="differ in shape"):
+        det.combine(za, zb[:, 0])
 
 
 def test_auc_floor_and_latent_shapes(fitted, split):
@@ -145,8 +184,8 @@ def test_auc_floor_and_latent_shapes(fitted, split):
     _, test, _ = split
     y = (test.label == "anomaly").to_numpy().astype(int)
     auc = {k: roc_auc_score(y, s) for k, s in scores.items()}
-    assert auc["oevae"] > AUC_FLOOR, auc
-    assert set(scores) == {"oevae", "alpha", "beta"} and all(s.shape == (len(test),) for s in scores.values())
+    assert all(auc[k] > floor for k, floor in AUC_FLOOR.items()), auc
+    assert set(scores) == set(det.score_names) and all(s.shape == (len(test),) for s in scores.values())
     np.testing.assert_array_equal(det.score_samples(test), scores["oevae"])
     z = det.latents(test.iloc[:3])
     assert z.shape == (3, 8, det.config_.latent)
@@ -180,24 +219,23 @@ def test_scoring_does_not_change_the_detector(fitted, split):
         assert torch.equal(after["net"][k], before["net"][k]), k
 
 
-def test_components_match_score_all_at_the_fitted_k(fitted, split):
-    det, scores = fitted
+def test_components_match_score_all_at_the_fitted_k(fitted, fitted_pooled, split):
     _, test, _ = split
-    comp = det.components(test, ks=(2, 1))
-    assert list(comp.columns) == ["row", "k", "alpha", "beta"]
-    assert len(comp) == 2 * len(test) and list(comp.k.unique()) == [2, 1]
-    k1, k2 = comp[comp.k == 1], comp[comp.k == 2]
-    assert det.config_.n_neighbors == 1
-    np.testing.assert_array_equal(k1.row, np.arange(len(test)))
-    np.testing.assert_array_equal(k1.alpha, det.normalizers_["alpha"].transform(scores["alpha"]))
-    np.testing.assert_array_equal(k1.beta, det.normalizers_["beta"].transform(scores["beta"]))
-    np.testing.assert_array_equal(det.combine(scores["alpha"], scores["beta"]),
-                                  det.config_.w * k1.alpha.to_numpy() + (1 - det.config_.w) * k1.beta.to_numpy())
-    np.testing.assert_array_equal(k2.alpha, k1.alpha)                  # alpha does not depend on k
-    assert not np.allclose(k2.beta, k1.beta)                        # beta of k = 2, on its own training scale
-    assert abs(np.corrcoef(k1.beta, k2.beta)[0, 1]) > 0.8
-    with pytest.raises(ConfigError, match="ks="):
-        det.components(test.iloc[:2], ks=(0,))
+    for (det, scores), suffixes in ((fitted_pooled, [""]), (fitted, ["@source", "@target"])):
+        comp = det.components(test, ks=(2, 1), pooled=suffixes == [""])
+        alphas, betas = [f"alpha{x}" for x in suffixes], [f"beta{x}" for x in suffixes]
+        assert list(comp.columns) == ["row", "k", *alphas, *betas]
+        assert len(comp) == 2 * len(test) and list(comp.k.unique()) == [2, 1]
+        k1, k2 = comp[comp.k == 1], comp[comp.k == 2]
+        assert det.config_.n_neighbors == 1
+        np.testing.assert_array_equal(k1.row, np.arange(len(test)))
+        np.testing.assert_allclose(det.combine(k1[alphas].to_numpy(), k1[betas].to_numpy()), scores["oevae"],
+                                   rtol=1e-6)
+        np.testing.assert_array_equal(k2[alphas].to_numpy(), k1[alphas].to_numpy())   # alpha does not depend on k
+        assert not np.allclose(k2[betas], k1[betas])                  # beta of k = 2, on its own training scale
+        assert abs(np.corrcoef(k1[betas[0]], k2[betas[0]])[0, 1]) > 0.8
+        with pytest.raises(ConfigError, match="ks="):
+            det.components(test.iloc[:2], ks=(0,))
 
 
 def test_save_load_scores_bit_identically(fitted, split, tmp_path):
@@ -207,12 +245,13 @@ def test_save_load_scores_bit_identically(fitted, split, tmp_path):
     loaded = Detector.load(tmp_path / "oevae")
     assert type(loaded) is OEVAEDetector and loaded.config_ == det.config_
     again = loaded.score_all(test)
-    for k in ("oevae", "alpha", "beta"):
+    for k in det.score_names:
         assert np.array_equal(again[k], scores[k]), k
         assert np.array_equal(loaded.train_scores_[k], det.train_scores_[k]), k
     assert loaded.thresholds_ == det.thresholds_
-    pd.testing.assert_frame_equal(loaded.components(test, ks=(1, 2)), det.components(test, ks=(1, 2)),
-                                  check_exact=True)
+    for pooled in (False, True):
+        pd.testing.assert_frame_equal(loaded.components(test, ks=(1, 2), pooled=pooled),
+                                      det.components(test, ks=(1, 2), pooled=pooled), check_exact=True)
     pd.testing.assert_frame_equal(loaded.epoch_log_, det.epoch_log_, check_exact=True)
     assert loaded.history_.train_loss == det.history_.train_loss
     assert loaded.smote_counts_ == det.smote_counts_
@@ -235,6 +274,18 @@ def test_same_seed_same_scores(split):
     for k in ("alpha", "beta", "oevae"):
         np.testing.assert_array_equal(a[k], b[k])
         assert not np.array_equal(a[k], c[k])
+
+
+def test_one_target_clip_falls_back_to_the_pooled_scores(split):
+    train, test, others = split
+    one = pd.concat([train[train.domain == "source"], train[train.domain == "target"].head(1)], ignore_index=True)
+    det = OEVAEDetector(preset=oevae_config("quick", epochs=1, smote=False), seed=0, device="cpu").fit(
+        one, outliers=others.groupby("machine").head(8))
+    assert det.beta_scorer_ is None and det.domains_ == ("all",)
+    scores = det.score_all(test.iloc[:5])
+    np.testing.assert_array_equal(scores["oevae"], scores["oevae_pooled"])
+    np.testing.assert_array_equal(scores["beta"], scores["beta_pooled"])
+    assert list(det.components(test.iloc[:2], ks=(1,)).columns) == ["row", "k", "alpha", "beta"]
 
 
 def test_fit_and_use_errors(split):

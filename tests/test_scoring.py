@@ -19,9 +19,9 @@ from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 from asdkit.errors import ConfigError, NotFittedError
 from asdkit.features.spectra import FeatureConfig
 from asdkit.models.base import Detector, threshold_quantile
-from asdkit.scoring import (KMeansTargetScorer, KNNScorer, MahalanobisScorer, MSEScorer, ScoreNormalizer,
-                            SelectiveMahalanobisScorer, SelectiveScorer, check_weights, gamma_threshold,
-                            unit_rows, weighted_sum)
+from asdkit.scoring import (DomainKNNScorer, FrameMahalanobisScorer, KMeansTargetScorer, KNNScorer,
+                            MahalanobisScorer, MSEScorer, ScoreNormalizer, SelectiveMahalanobisScorer,
+                            SelectiveScorer, check_weights, gamma_threshold, unit_rows, weighted_sum)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -242,6 +242,82 @@ def test_kmeans_one_domain_only(rng):
     D = distances(X, X, "cosine")
     np.fill_diagonal(D, np.inf)
     np.testing.assert_allclose(tgt.training_scores(), D.min(axis=1), atol=1e-5)
+
+
+def test_kmeans_per_domain_standardises_each_distance_by_its_own_domain(rng):
+    # a tight source cloud and a loose target cloud in other directions
+    src = np.array([1.0, 0, 0, 0]) + 0.05 * rng.standard_normal((40, 4))
+    tgt = np.array([0, 1.0, 0, 0]) + 0.4 * rng.standard_normal((6, 4))
+    X, dom = np.concatenate([src, tgt]), np.array(["source"] * 40 + ["target"] * 6)
+    raw = KMeansTargetScorer(n_clusters=4, random_state=0).fit(X, dom)
+    pd_ = KMeansTargetScorer(n_clusters=4, random_state=0, per_domain=True).fit(X, dom)
+    E = unit_rows(f32(X))
+    # the statistics: source distances k-fold out of sample, target ones leave-self-out
+    D = 1 - E[40:] @ E[40:].T
+    np.fill_diagonal(D, np.inf)
+    dt = D.min(axis=1)
+    assert pd_.normalizers_["target"].mean_ == pytest.approx(dt.mean(), rel=1e-5)
+    assert pd_.normalizers_["target"].scale_ == pytest.approx(dt.std(), rel=1e-4)
+    Y = np.concatenate([np.array([0, 1.0, 0, 0]) + 0.4 * rng.standard_normal((5, 4)), rng.standard_normal((5, 4))])
+    Ey = unit_rows(f32(Y))
+    ds_y, dt_y = (1 - Ey @ pd_.centroids_.T).min(axis=1), (1 - Ey @ E[40:].T).min(axis=1)
+    z = pd_.domain_scores(Y)
+    np.testing.assert_allclose(z[:, 0], pd_.normalizers_["source"].transform(ds_y), rtol=1e-5)
+    np.testing.assert_allclose(z[:, 1], (dt_y - dt.mean()) / dt.std(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pd_.score_samples(Y), z.min(axis=1))
+    # raw scorer: same two distances, unstandardised
+    np.testing.assert_allclose(raw.domain_scores(Y).min(axis=1), raw.score_samples(Y), atol=1e-6)
+    # training scores: out of sample and standardised the same way; each domain's own are centred
+    tr = pd_.training_scores()
+    assert tr.shape == (46,) and np.isfinite(tr).all()
+    assert tr[40:].mean() <= 0 + 1e-9
+    # a target-like normal scores lower relative to the source anomalies than with the raw minimum:
+    # new target-domain normals sit at the target clips' own spread, which the raw scale calls strange
+    ranks = lambda s: s[:5].mean() - s[5:].mean()
+    assert ranks(pd_.score_samples(Y)) < 0
+    back = KMeansTargetScorer.from_state(copy.deepcopy(pd_.get_state()))
+    np.testing.assert_array_equal(back.score_samples(Y), pd_.score_samples(Y))
+    with pytest.raises(ConfigError, match="two training embeddings of each domain"):
+        KMeansTargetScorer(per_domain=True).fit(X[:41], dom[:41])
+
+
+def test_domain_knn_scorer_by_hand(rng):
+    # 12 source clips and 4 target clips of 3 segments each, target shifted and wider
+    src = rng.standard_normal((12, 3, 2))
+    tgt = 5 + 2 * rng.standard_normal((4, 3, 2))
+    X, dom = np.concatenate([src, tgt]), ["source"] * 12 + ["target"] * 4
+    sc = DomainKNNScorer(1).fit(X, dom)
+    assert sc.domains_ == ("source", "target") and sc.n_segments_ == 3
+
+    def clip_score(Q, bank_clips, skip=None):
+        out = []
+        for i, q in enumerate(Q):
+            bank = np.concatenate([b for j, b in enumerate(bank_clips) if j != (skip[i] if skip is not None else -1)])
+            out.append(distances(q, bank, "euclidean").min(axis=1).mean())
+        return np.array(out)
+
+    loo_s = clip_score(src, src, skip=np.arange(12))
+    loo_t = clip_score(tgt, tgt, skip=np.arange(4))
+    Y = np.concatenate([rng.standard_normal((2, 3, 2)), 5 + 2 * rng.standard_normal((2, 3, 2))])
+    expected = np.stack([(clip_score(Y, src) - loo_s.mean()) / loo_s.std(),
+                         (clip_score(Y, tgt) - loo_t.mean()) / loo_t.std()], axis=1)
+    np.testing.assert_allclose(sc.domain_scores(Y), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sc.score_samples(Y), expected.min(axis=1), rtol=1e-5, atol=1e-6)
+    # training scores: each clip leave-one-clip-out under its own domain, plainly under the other
+    t = sc.train_domain_scores_
+    np.testing.assert_allclose(t[:12, 0], (loo_s - loo_s.mean()) / loo_s.std(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(t[12:, 1], (loo_t - loo_t.mean()) / loo_t.std(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(t[:12, 1], (clip_score(src, tgt) - loo_t.mean()) / loo_t.std(), rtol=1e-5)
+    np.testing.assert_allclose(sc.training_scores(), t.min(axis=1))
+    back = DomainKNNScorer.from_state(copy.deepcopy(sc.get_state()))
+    np.testing.assert_array_equal(back.score_samples(Y), sc.score_samples(Y))
+    np.testing.assert_array_equal(back.training_scores(), sc.training_scores())
+    with pytest.raises(ConfigError, match="n_clips, n_segments, dim"):
+        sc.score_samples(Y[0])
+    with pytest.raises(ConfigError, match="target domain has 1"):
+        DomainKNNScorer().fit(X[:13], dom[:13])
+    with pytest.raises(NotFittedError):
+        DomainKNNScorer().score_samples(Y)
 
 
 def test_kmeans_errors(rng):
@@ -495,6 +571,9 @@ def _fitted_backends(rng):
         (KNNScorer(2, "cosine").fit(X, groups=np.arange(30) // 2), X),
         (KNNScorer(3).fit(X), X),
         (KMeansTargetScorer(4, random_state=3, n_folds=4).fit(X, dom), X),
+        (KMeansTargetScorer(4, random_state=3, per_domain=True).fit(X, dom), X),
+        (DomainKNNScorer(2).fit(res, dom), res),
+        (FrameMahalanobisScorer(block_size=3).fit(res.reshape(30, 2, 6), dom), res.reshape(30, 2, 6)),
         (MahalanobisScorer().fit(X), X),
         (MahalanobisScorer("empirical").fit(res), res),
         (SelectiveMahalanobisScorer().fit(res, dom), res),

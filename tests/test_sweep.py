@@ -48,6 +48,21 @@ def test_sweep_shows_what_each_component_brings(components):
     assert 40 < t.loc[(1, 0.0), "AUC(target)"] < 60
 
 
+def test_per_domain_components_combine_as_the_smaller_domain_sum(components, rng):
+    per = components.drop(columns=["alpha", "beta"]).assign(**{
+        "alpha@source": components.alpha, "alpha@target": components.alpha + rng.normal(0, 1, len(components)),
+        "beta@source": components.beta, "beta@target": components.beta - 2})
+    got = combine(per, 0.3)
+    by_hand = np.minimum(0.3 * per["alpha@source"] + 0.7 * per["beta@source"],
+                         0.3 * per["alpha@target"] + 0.7 * per["beta@target"])
+    np.testing.assert_allclose(got, by_hand)
+    table, score = evaluate_weights(per, 0.3)
+    assert score == pytest.approx(official_score(table))
+    assert list(sweep_table(per, ws=[0.0, 1.0]).index) == [(1, 0.0), (1, 1.0)]
+    with pytest.raises(ConfigError, match="name@domain"):
+        combine(per.drop(columns="beta@target"), 0.3)
+
+
 def test_sweep_errors(components):
     with pytest.raises(ConfigError, match="w="):
         evaluate_weights(components, 1.5)

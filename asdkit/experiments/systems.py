@@ -162,6 +162,12 @@ def _ensemble(ctx: BuildContext):
     return EnsembleDetector()
 
 
+def _ensemble_report(ctx: BuildContext):
+    from asdkit.models.ensemble import REPORT_MEMBERS, EnsembleDetector
+
+    return EnsembleDetector(keys=REPORT_MEMBERS)
+
+
 def _named_config(module: str, function: str, preset, **overrides):
     import importlib
 
@@ -186,7 +192,12 @@ register_system(SystemSpec("baseline-mse", "baseline", "mse",
                            "organisers' dense autoencoder, mean squared reconstruction error", _baseline,
                            configure=_configure("asdkit.models.baseline", "baseline_config")))
 register_system(SystemSpec("baseline-mahala", "baseline", "mahala",
-                           "organisers' dense autoencoder, selective Mahalanobis (min over source/target)",
+                           "organisers' dense autoencoder, their selective Mahalanobis: per-domain 128 x 128 "
+                           "covariances of residual frames, min over source/target",
+                           _baseline, configure=_configure("asdkit.models.baseline", "baseline_config")))
+register_system(SystemSpec("baseline-mahala-lw", "baseline", "mahala_lw",
+                           "the same autoencoder, asdkit's selective Mahalanobis variant: per-domain Ledoit-Wolf "
+                           "640 x 640 covariances of whole residual vectors",
                            _baseline, configure=_configure("asdkit.models.baseline", "baseline_config")))
 register_system(SystemSpec("oevae", "oevae", "oevae",
                            "OEVAE: outlier-exposed ResNet18 + domain-invariant VAE + KNN, w*alpha + (1-w)*beta",
@@ -195,13 +206,27 @@ register_system(SystemSpec("oevae-alpha", "oevae", "alpha",
                            "OEVAE, alpha only: -log p(z_c) of the VAE's domain-invariant latent",
                            _oevae, uses_outliers=True, configure=_configure("asdkit.models.oevae", "oevae_config")))
 register_system(SystemSpec("oevae-beta", "oevae", "beta",
-                           "OEVAE, beta only: KNN distance of the ResNet18 embeddings to the normal training data",
+                           "OEVAE, beta only: KNN distance of the ResNet18 embeddings to the normal training data "
+                           "(per-domain banks)",
+                           _oevae, uses_outliers=True, configure=_configure("asdkit.models.oevae", "oevae_config")))
+register_system(SystemSpec("oevae-report", "oevae", "oevae_pooled",
+                           "OEVAE scored as the report: one pooled KNN bank, alpha and beta standardised over all "
+                           "training clips (the same network as oevae)",
                            _oevae, uses_outliers=True, configure=_configure("asdkit.models.oevae", "oevae_config")))
 register_system(SystemSpec("classifier", "classifier", "classifier",
                            "classification-based model: FFT, mel and phase branches, Sub-Cluster AdaCos, FeatEx, "
-                           "Mixup; one network for the root, k-means/cosine scoring per machine type",
+                           "Mixup; one network for the root; per machine type the distance to the nearest source "
+                           "centroid and target clip, each standardised by its own domain, the smaller",
+                           _classifier, uses_outliers=True, root_model=_classifier_network,
+                           configure=_configure("asdkit.models.classifier", "classifier_config")))
+register_system(SystemSpec("classifier-report", "classifier", "classifier_kmeans",
+                           "the classifier scored as the report (Wilkinghoff): smallest raw cosine distance to the "
+                           "source centroids and the target clips (the same network as classifier)",
                            _classifier, uses_outliers=True, root_model=_classifier_network,
                            configure=_configure("asdkit.models.classifier", "classifier_config")))
 register_system(SystemSpec("ensemble", "ensemble", "ensemble",
                            "classifier + OEVAE, each standardised by its training clips' scores, equal weights",
                            _ensemble, needs=("classifier", "oevae")))
+register_system(SystemSpec("ensemble-report", "ensemble-report", "ensemble",
+                           "the report's ensemble: classifier-report + oevae-report, standardised, equal weights",
+                           _ensemble_report, needs=("classifier", "oevae")))

@@ -9,7 +9,10 @@ module evaluates such combinations on test clips whose labels are known:
 * a *components* table has one row per test clip: ``machine``, ``section``,
   ``file``, ``domain``, ``label``, optionally ``k``, and the two standardised
   score columns (:func:`oevae_components`: ``alpha``, ``beta``;
-  :func:`ensemble_components`: one column per member);
+  :func:`ensemble_components`: one column per member); or, for per-domain
+  scoring, each of the two once per training domain (``alpha@source``,
+  ``alpha@target``, ``beta@source``, ``beta@target``), in which case the
+  combined score is the smaller over the domains of the weighted sums;
 * :func:`evaluate_weights` scores one ``w`` (or one per machine type): per
   section AUC(source), AUC(target), pAUC and the official score;
 * :func:`sweep_table` evaluates a grid of ``w`` (and ``k``);
@@ -56,7 +59,9 @@ def oevae_components(detectors: Mapping, tests: Mapping[str, pd.DataFrame],
     -------
     pandas.DataFrame
         One row per clip and ``k``: machine, section, file, domain, label, k,
-        alpha, beta (each standardised by the training clips' statistics for that k).
+        alpha, beta (each standardised by the training clips' statistics for that k),
+        or ``alpha@<domain>`` and ``beta@<domain>`` per training domain for
+        detectors with per-domain scoring.
     """
     rows = []
     for machine, det in detectors.items():
@@ -64,8 +69,8 @@ def oevae_components(detectors: Mapping, tests: Mapping[str, pd.DataFrame],
         comp = det.components(test, ks=tuple(int(k) for k in ks))
         for k in ks:
             sub = comp[comp["k"] == int(k)].reset_index(drop=True)
-            rows.append(test[list(_META)].assign(k=int(k), alpha=sub["alpha"].to_numpy(),
-                                                 beta=sub["beta"].to_numpy()))
+            rows.append(test[list(_META)].assign(k=int(k), **{c: sub[c].to_numpy() for c in sub.columns
+                                                               if c not in ("row", "k")}))
     if not rows:
         raise ConfigError("oevae_components: no detectors given.")
     return pd.concat(rows, ignore_index=True)
@@ -94,19 +99,28 @@ def ensemble_components(ensembles: Mapping, tests: Mapping[str, pd.DataFrame]) -
 
 
 # ---------------------------------------------------------------------- evaluation
-def score_columns(components: pd.DataFrame) -> tuple[str, str]:
-    """The two score columns of a components table (the first is the one ``w`` weighs)."""
+def _layout(components: pd.DataFrame) -> tuple[str, str, list]:
+    """The two score names of a components table and its domain suffixes (``[]`` when not per domain)."""
     missing = [c for c in _META if c not in components.columns]
     if missing:
         raise ConfigError(f"score components lack the column(s) {missing}; build them with oevae_components() "
                           "or ensemble_components().")
     cols = [c for c in components.columns if c not in _META and c != "k"]
-    if len(cols) != 2:
-        raise ConfigError(f"score components need exactly two score columns, got {cols}; build them with "
-                          "oevae_components() or ensemble_components().")
+    names = list(dict.fromkeys(c.split("@")[0] for c in cols))
+    suffixes = sorted({c.split("@", 1)[1] for c in cols if "@" in c})
+    expected = [f"{n}@{x}" for n in names for x in suffixes] if suffixes else names
+    if len(names) != 2 or sorted(cols) != sorted(expected):
+        raise ConfigError(f"score components need exactly two score columns (or each of two once per domain, "
+                          f"name@domain), got {cols}; build them with oevae_components() or ensemble_components().")
     if components["label"].isna().any() or components["domain"].isna().any():
         raise ConfigError("score components need known test labels and domains to be evaluated.")
-    return cols[0], cols[1]
+    return names[0], names[1], suffixes
+
+
+def score_columns(components: pd.DataFrame) -> tuple[str, str]:
+    """The two scores of a components table (the first is the one ``w`` weighs), without domain suffixes."""
+    a, b, _ = _layout(components)
+    return a, b
 
 
 def _at_k(components: pd.DataFrame, k: int | None) -> pd.DataFrame:
@@ -138,15 +152,17 @@ def _row_weights(components: pd.DataFrame, w) -> np.ndarray:
 def combine(components: pd.DataFrame, w: float | Mapping[str, float]) -> np.ndarray:
     """``w * first + (1 - w) * second`` score column for every row (``w`` one number or one per machine type).
 
-    The combination is :func:`asdkit.scoring.normalize.weighted_sum`, as in the detectors.
+    The combination is :func:`asdkit.scoring.normalize.weighted_sum`, as in the detectors; with per-domain
+    columns, the smaller over the domains of the domains' weighted sums (as OEVAE's per-domain scoring).
     """
-    a, b = score_columns(components)
+    a, b, suffixes = _layout(components)
     ws = _row_weights(components, w)
     out = np.empty(len(components))
     for value in np.unique(ws):
         rows = ws == value
-        out[rows] = weighted_sum({a: components[a].to_numpy()[rows], b: components[b].to_numpy()[rows]},
-                                 {a: value, b: 1 - value})
+        per = [weighted_sum({a: components[a + x].to_numpy()[rows], b: components[b + x].to_numpy()[rows]},
+                            {a: value, b: 1 - value}) for x in ([f"@{d}" for d in suffixes] or [""])]
+        out[rows] = np.min(per, axis=0)
     return out
 
 

@@ -97,6 +97,15 @@ class FeatureCache:
         self.misses += 1
         return None
 
+    @staticmethod
+    def as_stored(feature: np.ndarray, kind: str) -> np.ndarray:
+        """``feature`` at the precision :meth:`get` returns it (float16 round trip for log-mels and phases), float32.
+
+        A computed feature passed through this equals the same feature read back from the cache, so a run
+        gives the same results whether its cache was empty or full.
+        """
+        return np.asarray(feature).astype(STORAGE_DTYPES[kind]).astype(np.float32)
+
     def put(self, path: str | Path, feature: np.ndarray, *, kind: str, config) -> Path:
         """Store the feature of ``path``; returns the entry's path."""
         entry = self._entry(path, kind, config)

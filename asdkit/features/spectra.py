@@ -421,7 +421,8 @@ def extract(clips, *, kind: str = "log_mel", config: FeatureConfig = FEATURE_PRE
             for group in by_length.values():
                 x = torch.from_numpy(np.stack([waves[i] for i in group])).to(device)
                 feats = module.clips(x, kind).float().cpu().numpy()
-                out[group] = feats
+                # with a cache, a computed feature is returned as a cached one would be: same results either way
+                out[group] = feats if cache is None else cache.as_stored(feats, kind)
                 if cache is not None:
                     for j, i in enumerate(group):
                         cache.put(paths[i], feats[j], kind=kind, config=config)

@@ -24,10 +24,12 @@ from asdkit.errors import ConfigError
 from asdkit.models.base import Detector
 from asdkit.scoring.normalize import ScoreNormalizer, check_weights, weighted_sum
 
-__all__ = ["EnsembleDetector", "DEFAULT_MEMBERS"]
+__all__ = ["EnsembleDetector", "DEFAULT_MEMBERS", "REPORT_MEMBERS"]
 
 #: What ``asdkit run --system ensemble`` combines: member family -> the score of it that is used.
 DEFAULT_MEMBERS = {"classifier": "classifier", "oevae": "oevae"}
+#: What ``--system ensemble-report`` combines: the members scored as the report scores them.
+REPORT_MEMBERS = {"classifier": "classifier_kmeans", "oevae": "oevae_pooled"}
 
 
 class EnsembleDetector(Detector):

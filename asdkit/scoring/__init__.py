@@ -10,8 +10,10 @@ from asdkit.scoring.normalize import ScoreNormalizer, check_weights, weighted_su
 from asdkit.scoring.knn import KNNScorer  # noqa: F401
 from asdkit.scoring.kmeans import KMeansTargetScorer, unit_rows  # noqa: F401
 from asdkit.scoring.mahalanobis import MahalanobisScorer, MSEScorer, SelectiveMahalanobisScorer  # noqa: F401
-from asdkit.scoring.domain import SelectiveScorer  # noqa: F401
+from asdkit.scoring.frames import FrameMahalanobisScorer  # noqa: F401
+from asdkit.scoring.domain import DomainKNNScorer, SelectiveScorer  # noqa: F401
 from asdkit.scoring.threshold import gamma_threshold  # noqa: F401
 
 __all__ = ["gamma_threshold", "ScoreNormalizer", "check_weights", "weighted_sum", "KNNScorer", "KMeansTargetScorer",
-           "unit_rows", "MahalanobisScorer", "MSEScorer", "SelectiveMahalanobisScorer", "SelectiveScorer"]
+           "unit_rows", "MahalanobisScorer", "MSEScorer", "SelectiveMahalanobisScorer", "FrameMahalanobisScorer",
+           "SelectiveScorer", "DomainKNNScorer"]

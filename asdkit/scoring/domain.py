@@ -16,7 +16,7 @@ from asdkit.errors import ConfigError, NotFittedError
 from asdkit.scoring.mahalanobis import DOMAINS, domain_array
 from asdkit.scoring.normalize import ScoreNormalizer
 
-__all__ = ["SelectiveScorer"]
+__all__ = ["SelectiveScorer", "DomainKNNScorer"]
 
 
 class SelectiveScorer:
@@ -115,3 +115,140 @@ class SelectiveScorer:
         out.normalizers_ = {d: ScoreNormalizer.from_state(z) for d, z in state["normalizers"].items()}
         return out
 
+
+
+class DomainKNNScorer:
+    """Per-domain KNN memory banks of segment embeddings; clip scores standardised per domain; the smaller wins.
+
+    A clip is a set of segment embeddings (``(n_segments, dim)``). Its score
+    under a domain is the mean over its segments of the mean distance to the
+    ``n_neighbors`` nearest segments of that domain's training clips, then
+    standardised by the mean and standard deviation of the same score of that
+    domain's own training clips, each computed leave-one-clip-out (a clip's
+    segments are never its own neighbours). The clip score is the smaller of
+    the domains' standardised scores: a clip is normal if it is ordinary for
+    either domain, measured against that domain's own spread.
+
+    Only real clips enter the banks: segments made by SMOTE or Mixup from a
+    training clip lie next to it and would make its leave-one-clip-out score,
+    and so the domain's spread, too small.
+
+    Parameters
+    ----------
+    n_neighbors : int, default 1
+    metric : {"euclidean", "cosine"}, default "euclidean"
+
+    Attributes
+    ----------
+    domains_ : tuple of str
+    scorers_ : dict of str to KNNScorer
+        Each domain's bank, grouped by clip.
+    normalizers_ : dict of str to ScoreNormalizer
+        Each domain's leave-one-clip-out clip scores of its own training clips.
+    train_domain_scores_ : ndarray of shape (n_train, n_domains)
+        Every training clip's standardised score under each domain, leave-one-clip-out.
+    train_domains_ : ndarray of shape (n_train,)
+        The training clips' domains.
+    n_segments_ : int
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.standard_normal((30, 4, 2)), 6 + rng.standard_normal((5, 4, 2))])
+    >>> sc = DomainKNNScorer().fit(X, ["source"] * 30 + ["target"] * 5)
+    >>> sc.score_samples(X[:3]).shape, sc.training_scores().shape
+    ((3,), (35,))
+    """
+
+    def __init__(self, n_neighbors: int = 1, metric: str = "euclidean"):
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+
+    @staticmethod
+    def _clips(X) -> np.ndarray:
+        E = np.asarray(X, dtype=np.float32)
+        if E.ndim != 3:
+            raise ConfigError(f"DomainKNNScorer: clips of segment embeddings (n_clips, n_segments, dim) expected, "
+                              f"got shape {E.shape}.")
+        return E
+
+    def fit(self, X, domains) -> "DomainKNNScorer":
+        """Build one bank per domain and the per-domain statistics.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_segments, dim)
+            Segment embeddings of the normal training clips.
+        domains : array-like of shape (n_clips,)
+
+        Returns
+        -------
+        self
+        """
+        from asdkit.scoring.knn import KNNScorer
+
+        E = self._clips(X)
+        doms = domain_array(domains)
+        if len(doms) != len(E):
+            raise ConfigError(f"DomainKNNScorer.fit: {len(doms)} domains for {len(E)} clips.")
+        n, s, d = E.shape
+        self.domains_ = tuple(x for x in DOMAINS if (doms == x).any())
+        if not self.domains_:
+            raise ConfigError("DomainKNNScorer.fit got no training clips.")
+        self.scorers_, self.normalizers_ = {}, {}
+        cols = []
+        for dom in self.domains_:
+            own = np.flatnonzero(doms == dom)
+            if len(own) < 2:
+                raise ConfigError(f"DomainKNNScorer: the {dom} domain has {len(own)} training clip(s); its "
+                                  "leave-one-clip-out statistics need at least two.")
+            knn = KNNScorer(self.n_neighbors, self.metric).fit(E[own].reshape(-1, d), groups=np.repeat(own, s))
+            col = knn.score_samples(E.reshape(-1, d)).reshape(n, s).mean(axis=1)
+            col[own] = knn.training_scores().reshape(len(own), s).mean(axis=1)
+            self.scorers_[dom] = knn
+            self.normalizers_[dom] = ScoreNormalizer().fit(col[own])
+            cols.append(self.normalizers_[dom].transform(col))
+        self.train_domain_scores_ = np.stack(cols, axis=1)
+        self.train_domains_ = doms
+        self.n_segments_ = int(s)
+        return self
+
+    def domain_scores(self, X) -> np.ndarray:
+        """Each domain's standardised clip score, shape (n_clips, n_domains), columns in the order of ``domains_``."""
+        if not hasattr(self, "scorers_"):
+            raise NotFittedError("DomainKNNScorer is not fitted: call fit(train_clips, domains) first.")
+        E = self._clips(X)
+        n, s, d = E.shape
+        return np.stack([self.normalizers_[dom].transform(
+            self.scorers_[dom].score_samples(E.reshape(-1, d)).reshape(n, s).mean(axis=1)) for dom in self.domains_],
+            axis=1)
+
+    def score_samples(self, X) -> np.ndarray:
+        """The smaller of the domains' standardised scores; **higher = more anomalous**."""
+        return self.domain_scores(X).min(axis=1)
+
+    def training_scores(self) -> np.ndarray:
+        """The training clips' leave-one-clip-out scores (the smaller standardised domain score), shape (n_train,)."""
+        if not hasattr(self, "train_domain_scores_"):
+            raise NotFittedError("DomainKNNScorer is not fitted: call fit(train_clips, domains) first.")
+        return self.train_domain_scores_.min(axis=1)
+
+    def get_state(self) -> dict:
+        return {"n_neighbors": int(self.n_neighbors), "metric": self.metric, "domains_": list(self.domains_),
+                "scorers": {dom: k.get_state() for dom, k in self.scorers_.items()},
+                "normalizers": {dom: z.get_state() for dom, z in self.normalizers_.items()},
+                "train_domain_scores_": self.train_domain_scores_, "train_domains_": self.train_domains_.tolist(),
+                "n_segments_": int(self.n_segments_)}
+
+    @classmethod
+    def from_state(cls, state) -> "DomainKNNScorer":
+        from asdkit.scoring.knn import KNNScorer
+
+        out = cls(int(state["n_neighbors"]), state["metric"])
+        out.domains_ = tuple(state["domains_"])
+        out.scorers_ = {dom: KNNScorer.from_state(k) for dom, k in state["scorers"].items()}
+        out.normalizers_ = {dom: ScoreNormalizer.from_state(z) for dom, z in state["normalizers"].items()}
+        out.train_domain_scores_ = np.asarray(state["train_domain_scores_"])
+        out.train_domains_ = np.asarray(state["train_domains_"], dtype=str)
+        out.n_segments_ = int(state["n_segments_"])
+        return out

@@ -4,12 +4,22 @@ Under domain shift the target domain has a handful of normal training clips
 against a thousand source clips: summarising the source clips by ``k``
 centroids and keeping every target clip as its own reference gives both
 domains a comparable say in the smallest cosine distance.
+
+With ``per_domain=True`` the two references are not compared on one scale:
+the distance to the nearest source centroid and the distance to the nearest
+target embedding are each standardised by the out-of-sample distances of that
+domain's own training embeddings, and the score is the smaller of the two.
+Ten target clips lie farther from one another than a thousand source clips
+from their centroids, so on one raw scale a normal target clip looks as
+strange as a source anomaly; standardised, each domain is measured against its
+own spread.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
+from asdkit.scoring.normalize import ScoreNormalizer
 
 __all__ = ["KMeansTargetScorer", "unit_rows"]
 
@@ -31,6 +41,10 @@ class KMeansTargetScorer:
         Seeds k-means (3 initialisations) and the folds of :meth:`training_scores`.
     n_folds : int, default 5
         Folds over the source embeddings in :meth:`training_scores`.
+    per_domain : bool, default False
+        Standardise the source and the target distance by their own domain's
+        out-of-sample training distances before taking the smaller (see the
+        module notes); False is Wilkinghoff's raw minimum.
 
     Attributes
     ----------
@@ -40,6 +54,10 @@ class KMeansTargetScorer:
         The target embeddings (unit length).
     source_ : ndarray of shape (n_source, dim)
         The source embeddings (kept for :meth:`training_scores`).
+    normalizers_ : dict of str to ScoreNormalizer
+        With ``per_domain``: the statistics of each domain's out-of-sample
+        training distances (source: to centroids fitted without its fold;
+        target: to the other target embeddings).
 
     Notes
     -----
@@ -54,10 +72,11 @@ class KMeansTargetScorer:
     (2,)
     """
 
-    def __init__(self, n_clusters: int = 16, random_state: int = 0, n_folds: int = 5):
+    def __init__(self, n_clusters: int = 16, random_state: int = 0, n_folds: int = 5, per_domain: bool = False):
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.n_folds = n_folds
+        self.per_domain = per_domain
 
     def _centroids(self, src: np.ndarray) -> np.ndarray:
         from sklearn.cluster import KMeans
@@ -102,7 +121,39 @@ class KMeansTargetScorer:
         self.centroids_ = self._centroids(self.source_)
         self.domains_ = dom.astype(str)
         self.embeddings_ = E
+        if self.per_domain:
+            if len(self.source_) < 2 or len(self.target_) < 2:
+                raise ConfigError("KMeansTargetScorer(per_domain=True) needs at least two training embeddings of "
+                                  f"each domain, got {len(self.source_)} source and {len(self.target_)} target.")
+            ds, dt = self._oos_distances()
+            is_tgt = self.domains_ == "target"
+            self.normalizers_ = {"source": ScoreNormalizer().fit(ds[~is_tgt]),
+                                 "target": ScoreNormalizer().fit(dt[is_tgt])}
         return self
+
+    def _oos_distances(self) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-sample distances of the training embeddings to the source and to the target references.
+
+        Source: to the centroids, a source embedding to centroids fitted without its fold. Target: to the
+        target embeddings, a target embedding to the others.
+        """
+        E, is_tgt = self.embeddings_, self.domains_ == "target"
+        ds = (1.0 - E @ self.centroids_.T).min(axis=1) if len(self.centroids_) else np.full(len(E), np.inf)
+        src_pos = np.flatnonzero(~is_tgt)
+        if len(src_pos) >= 2:
+            rng = np.random.default_rng(int(self.random_state))
+            fold = rng.permutation(len(src_pos)) % min(self.n_folds, len(src_pos))
+            for f in np.unique(fold):
+                held = src_pos[fold == f]
+                cents = self._centroids(E[src_pos[fold != f]])
+                ds[held] = (1.0 - E[held] @ cents.T).min(axis=1)
+        dt = np.full(len(E), np.inf)
+        if len(self.target_):
+            d = 1.0 - E @ self.target_.T
+            pos = np.flatnonzero(is_tgt)
+            d[pos, np.arange(len(pos))] = np.inf
+            dt = d.min(axis=1)
+        return ds, dt
 
     @staticmethod
     def _distances(centroids, target, E) -> np.ndarray:
@@ -111,29 +162,62 @@ class KMeansTargetScorer:
             raise ConfigError("KMeansTargetScorer: no training embeddings to score against.")
         return 1.0 - E @ refs.T
 
-    def score_samples(self, X) -> np.ndarray:
-        """Smallest cosine distance of each embedding to the centroids and the target embeddings.
-
-        Returns
-        -------
-        ndarray of shape (n,)
-            **Higher = more anomalous.**
-        """
+    def _check(self, X) -> np.ndarray:
         if not hasattr(self, "centroids_"):
             raise NotFittedError("KMeansTargetScorer is not fitted: call fit(train_embeddings, domains) first.")
         E = unit_rows(np.asarray(X, dtype=np.float32))
         if E.ndim != 2 or E.shape[1] != self.embeddings_.shape[1]:
             raise ConfigError(f"KMeansTargetScorer: embeddings of shape (n, {self.embeddings_.shape[1]}) "
                               f"expected, got {E.shape}.")
+        return E
+
+    def domain_scores(self, X) -> np.ndarray:
+        """The distance to the nearest source centroid and to the nearest target embedding.
+
+        Returns
+        -------
+        ndarray of shape (n, 2)
+            Columns source, target; standardised by each domain's training
+            distances with ``per_domain``, raw cosine distances otherwise.
+        """
+        E = self._check(X)
+        ds = (1.0 - E @ self.centroids_.T).min(axis=1) if len(self.centroids_) else np.full(len(E), np.inf)
+        dt = (1.0 - E @ self.target_.T).min(axis=1) if len(self.target_) else np.full(len(E), np.inf)
+        return self._standardise(ds, dt)
+
+    def _standardise(self, ds: np.ndarray, dt: np.ndarray) -> np.ndarray:
+        if self.per_domain:
+            ds, dt = self.normalizers_["source"].transform(ds), self.normalizers_["target"].transform(dt)
+        return np.stack([ds, dt], axis=1)
+
+    def score_samples(self, X, *, raw: bool = False) -> np.ndarray:
+        """Smallest (standardised, with ``per_domain``) cosine distance to the centroids and the target embeddings.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, dim)
+        raw : bool, default False
+            Wilkinghoff's raw minimum even when ``per_domain`` is set (both
+            scores from one fit).
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            **Higher = more anomalous.**
+        """
+        if self.per_domain and not raw:
+            return self.domain_scores(X).min(axis=1)
+        E = self._check(X)
         return self._distances(self.centroids_, self.target_, E).min(axis=1)
 
-    def training_scores(self) -> np.ndarray:
-        """Out-of-sample scores of the training embeddings, in their order.
+    def training_scores(self, *, raw: bool = False) -> np.ndarray:
+        """Out-of-sample scores of the training embeddings, in their order (``raw`` as in :meth:`score_samples`).
 
         A target embedding is scored against the centroids and the *other*
         target embeddings; a source embedding against centroids fitted without
         its fold (``n_folds`` folds, drawn from ``random_state``) and the
-        target embeddings. No embedding is scored against itself.
+        target embeddings. No embedding is scored against itself. With
+        ``per_domain`` the two distances are standardised as in :meth:`score_samples`.
 
         Returns
         -------
@@ -142,6 +226,8 @@ class KMeansTargetScorer:
         """
         if not hasattr(self, "centroids_"):
             raise NotFittedError("KMeansTargetScorer is not fitted: call fit(train_embeddings, domains) first.")
+        if self.per_domain and not raw:
+            return self._standardise(*self._oos_distances()).min(axis=1)
         E, is_tgt = self.embeddings_, self.domains_ == "target"
         d = self._distances(self.centroids_, self.target_, E)
         if is_tgt.any():                                   # leave each target embedding out of its own score
@@ -162,13 +248,20 @@ class KMeansTargetScorer:
         return out
 
     def get_state(self) -> dict:
-        return {"n_clusters": int(self.n_clusters), "random_state": int(self.random_state),
-                "n_folds": int(self.n_folds), "centroids_": self.centroids_, "source_": self.source_,
-                "target_": self.target_, "embeddings_": self.embeddings_, "domains_": self.domains_.tolist()}
+        out = {"n_clusters": int(self.n_clusters), "random_state": int(self.random_state),
+               "n_folds": int(self.n_folds), "per_domain": bool(self.per_domain), "centroids_": self.centroids_,
+               "source_": self.source_, "target_": self.target_, "embeddings_": self.embeddings_,
+               "domains_": self.domains_.tolist()}
+        if self.per_domain:
+            out["normalizers_"] = {d: z.get_state() for d, z in self.normalizers_.items()}
+        return out
 
     @classmethod
     def from_state(cls, state) -> "KMeansTargetScorer":
-        out = cls(int(state["n_clusters"]), int(state["random_state"]), int(state["n_folds"]))
+        out = cls(int(state["n_clusters"]), int(state["random_state"]), int(state["n_folds"]),
+                  bool(state.get("per_domain", False)))
         out.centroids_, out.source_, out.target_ = state["centroids_"], state["source_"], state["target_"]
         out.embeddings_, out.domains_ = state["embeddings_"], np.asarray(state["domains_"], dtype=str)
+        if out.per_domain:
+            out.normalizers_ = {d: ScoreNormalizer.from_state(z) for d, z in state["normalizers_"].items()}
         return out

@@ -23,7 +23,7 @@ import torch
 from asdkit.errors import ConfigError, NotFittedError
 
 __all__ = ["DOMAINS", "iter_chunks", "check_dim", "domain_array", "StreamingMoments", "MSEScorer",
-           "MahalanobisScorer", "SelectiveMahalanobisScorer", "COVARIANCES"]
+           "MahalanobisScorer", "SelectiveMahalanobisScorer", "COVARIANCES", "psd_inverse"]
 
 #: Domain names, in the order of the per-domain statistics.
 DOMAINS = ("source", "target")
@@ -195,7 +195,12 @@ class StreamingMoments:
 
 
 class SelectiveMahalanobisScorer:
-    """Selective Mahalanobis score ("MAHALA"): the smaller of a source and a target Mahalanobis score.
+    """asdkit's selective Mahalanobis score: the smaller of a source and a target Mahalanobis score of whole vectors.
+
+    Not the organisers' method (that is
+    :class:`~asdkit.scoring.frames.FrameMahalanobisScorer`, per-frame 128 x 128
+    covariances and the distance of the clip's mean residual frame); this
+    variant models the full 640-value residual vector.
 
     ``fit`` computes, separately on the source and on the target training
     clips, the mean ``mu_d`` and covariance ``C_d`` of the reconstruction
@@ -222,15 +227,13 @@ class SelectiveMahalanobisScorer:
         SynFan. On the source domain the shrinkage is about 0.003 and the
         estimate is practically the empirical one.
         ``"empirical"``: :class:`sklearn.covariance.EmpiricalCovariance`'s
-        (biased) estimate, inverted with a pseudo-inverse when singular: as
-        close to the official code as the two differences below allow.
+        (biased) estimate, inverted with a pseudo-inverse when singular.
 
     Attributes
     ----------
     domains_ : tuple of str
         Domains seen in training (``("source", "target")``, or one of them;
-        with one domain the score is that domain's score, as the official
-        code, which copies the source covariance when there is no target data).
+        with one domain the score is that domain's score).
     location_ : ndarray of shape (n_domains, dim)
         Mean residual of each domain.
     covariance_ : ndarray of shape (n_domains, dim, dim)
@@ -244,12 +247,13 @@ class SelectiveMahalanobisScorer:
 
     Notes
     -----
-    Differences from the official code, both deliberate: the residual mean is
-    subtracted before the distance (the official code centres the covariance
-    but scores the raw residual), and the clip's distance is the mean of its
-    vectors' distances (the official ``mean(delta @ P @ delta.T)`` over a whole
-    clip is, by linearity, the distance of the clip's mean residual, which
-    lets errors of opposite sign cancel).
+    How it differs from the organisers' scorer: the covariance is of the whole
+    640-value vector (so it also models how consecutive frames co-vary) and
+    shrunk; the residual mean is subtracted before the distance (the organisers
+    centre the covariance but score the raw residual); and the clip's distance
+    is the mean of its vectors' distances, where the organisers'
+    ``mean(delta @ P @ delta.T)`` over a clip is, by linearity, the distance of
+    the clip's mean residual frame, in which errors of opposite sign cancel.
 
     :meth:`score_samples` returns **higher = more anomalous** (the DCASE
     convention, the opposite of scikit-learn's outlier detectors).
@@ -316,7 +320,7 @@ class SelectiveMahalanobisScorer:
             mu, c, s = m.finish(self.covariance)
             loc.append(mu)
             cov.append(c)
-            prec.append(_inverse(c, pseudo=self.covariance == "empirical"))
+            prec.append(psd_inverse(c, pseudo=self.covariance == "empirical"))
             shr.append(s)
             nvec.append(m.n)
         self.location_ = np.stack(loc)
@@ -391,7 +395,7 @@ class SelectiveMahalanobisScorer:
         return out
 
 
-def _inverse(cov: np.ndarray, *, pseudo: bool) -> np.ndarray:
+def psd_inverse(cov: np.ndarray, *, pseudo: bool) -> np.ndarray:
     """Inverse of a symmetric positive (semi-)definite matrix.
 
     Cholesky first (fast and exact for a positive definite matrix); for a
@@ -475,7 +479,7 @@ class MahalanobisScorer:
         mu, cov, shrinkage = moments.finish(self.covariance)
         self._inner = SelectiveMahalanobisScorer.from_state({
             "covariance": self.covariance, "domains_": ["source"], "location_": mu[None], "covariance_": cov[None],
-            "precision_": _inverse(cov, pseudo=self.covariance == "empirical")[None],
+            "precision_": psd_inverse(cov, pseudo=self.covariance == "empirical")[None],
             "shrinkage_": np.array([shrinkage]), "n_vectors_": np.array([moments.n]), "n_features_in_": mu.size})
         self.location_, self.covariance_ = mu, cov
         self.precision_ = self._inner.precision_[0]

@@ -5,7 +5,8 @@ The pieces chain like the rest of asdkit::
     wav files --baseline_log_mel / log_mel_batches--> (n_clips, 128, n_frames) dB
               --frame_vectors / FrameDataset--> 640-dim vectors (5 stacked frames)
               --DenseAE--> AEOutput(recon, code)
-              --residual = recon - x--> MSEScorer / SelectiveMahalanobisScorer --> clip scores
+              --residual = recon - x--> MSEScorer / FrameMahalanobisScorer / SelectiveMahalanobisScorer
+              --> clip scores
 
 and :class:`AutoencoderBaseline` (a :class:`~asdkit.models.base.Detector`)
 wires them together, with training done by :func:`asdkit.training.engine.fit`.
@@ -29,18 +30,21 @@ Faithful to the official system (``nttcslab/dcase2023_task2_baseline_ae``,
   of the training vectors held out for validation; source and target clips
   trained together;
 * MSE score: mean squared reconstruction error over a clip's vectors;
-* selective Mahalanobis ("MAHALA"): residual statistics computed separately
-  on the source and on the target training clips; the clip score is the
-  smaller of the two per-domain scores;
+* selective Mahalanobis ("MAHALA", score ``"mahala"``): each 640-value
+  residual is cut into its 5 frames of 128 bands; per domain, the frames'
+  128 x 128 covariance (the centred scatter over the number of vectors minus
+  one, as their code); a clip's score under a domain is the squared
+  Mahalanobis length of its mean residual frame, and the clip score the
+  smaller of the two (:class:`~asdkit.scoring.frames.FrameMahalanobisScorer`);
 * decision threshold: 0.9 quantile of a gamma distribution fitted to the
   training clips' scores (set by :class:`~asdkit.models.base.Detector` with
   :func:`asdkit.scoring.threshold.gamma_threshold`).
 
-Deliberate differences, each documented where it lives: the Mahalanobis
-covariance is a Ledoit-Wolf estimate by default (the official code inverts
-the empirical one), and the residual mean is subtracted (the official code
-centres the covariance but scores the raw residual). See
-:class:`~asdkit.scoring.mahalanobis.SelectiveMahalanobisScorer`.
+A third score, ``"mahala_lw"``, is asdkit's own variant and not the
+organisers': a Ledoit-Wolf 640 x 640 covariance of whole, centred residual
+vectors per domain and the mean of a clip's vectors' distances
+(:class:`~asdkit.scoring.mahalanobis.SelectiveMahalanobisScorer`); before
+2026-12 it was asdkit's ``"mahala"``.
 
 Scores follow the DCASE convention: **higher = more anomalous**.
 """
@@ -52,6 +56,7 @@ from asdkit.models.baseline.features import (FrameDataset, average_frame_vectors
                                              log_mel_batches, torch_frame_vectors)
 from asdkit.models.baseline.torch_model import AEOutput, DenseAE
 from asdkit.models.baseline.train import ae_loss, ae_optimizer
+from asdkit.scoring.frames import FrameMahalanobisScorer
 from asdkit.scoring.mahalanobis import DOMAINS, MSEScorer, SelectiveMahalanobisScorer
 
 #: Score names of :class:`AutoencoderBaseline` (``AutoencoderBaseline.score_names``).
@@ -60,6 +65,7 @@ SCORERS = AutoencoderBaseline.score_names
 __all__ = [
     "BaselineConfig", "BASELINE_PRESETS", "baseline_config", "EPS", "baseline_log_mel", "frame_vectors",
     "torch_frame_vectors", "average_frame_vectors", "log_mel_batches", "FrameDataset", "AEOutput", "DenseAE",
-    "ae_loss", "ae_optimizer", "AutoencoderBaseline", "MSEScorer", "SelectiveMahalanobisScorer", "SCORERS",
+    "ae_loss", "ae_optimizer", "AutoencoderBaseline", "MSEScorer", "SelectiveMahalanobisScorer",
+    "FrameMahalanobisScorer", "SCORERS",
     "DOMAINS",
 ]

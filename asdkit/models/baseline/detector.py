@@ -23,6 +23,7 @@ from asdkit.models.baseline.features import (FrameDataset, average_frame_vectors
                                              torch_frame_vectors)
 from asdkit.models.baseline.torch_model import DenseAE
 from asdkit.models.baseline.train import ae_loss, ae_optimizer
+from asdkit.scoring.frames import FrameMahalanobisScorer
 from asdkit.scoring.mahalanobis import COVARIANCES, DOMAINS, MSEScorer, SelectiveMahalanobisScorer, domain_array
 from asdkit.training.engine import History, fit as engine_fit, seeded, select_device
 
@@ -36,19 +37,25 @@ class AutoencoderBaseline(Detector):
     5 consecutive frames stacked into 640-dim vectors, the dense autoencoder
     :class:`~asdkit.models.baseline.torch_model.DenseAE` trained on the normal
     clips of one machine type (source and target together) with MSE loss, and
-    two scores of a clip from its reconstruction residuals ``recon - x``:
+    three scores of a clip from its reconstruction residuals ``recon - x``:
 
     * ``"mse"``: their mean square (:class:`~asdkit.scoring.mahalanobis.MSEScorer`);
-    * ``"mahala"``: selective Mahalanobis, the smaller of the mean squared
-      Mahalanobis distances under the source and under the target training
-      residual statistics (:class:`~asdkit.scoring.mahalanobis.SelectiveMahalanobisScorer`).
+    * ``"mahala"``: the organisers' selective Mahalanobis score: per domain, a
+      128 x 128 covariance of the residual's 128-band frames; a clip's score
+      is the squared Mahalanobis length of its mean residual frame, the
+      smaller of the source's and the target's
+      (:class:`~asdkit.scoring.frames.FrameMahalanobisScorer`);
+    * ``"mahala_lw"``: asdkit's variant: per domain, a Ledoit-Wolf 640 x 640
+      covariance of whole centred residual vectors, a clip's score the mean of
+      its vectors' squared distances, the smaller of the two domains'
+      (:class:`~asdkit.scoring.mahalanobis.SelectiveMahalanobisScorer`).
 
-    Both are fitted either way; :meth:`score_all` gives both, and the base
+    All are fitted either way; :meth:`score_all` gives all, and the base
     class sets a gamma threshold for each (``thresholds_``).
 
     Parameters
     ----------
-    score : {"mse", "mahala"}, default "mse"
+    score : {"mse", "mahala", "mahala_lw"}, default "mse"
         The score :meth:`score_samples` returns and ``threshold_`` is for.
     preset : str or BaselineConfig, default "quick"
         A name of :data:`~asdkit.models.baseline.config.BASELINE_PRESETS`
@@ -60,7 +67,8 @@ class AutoencoderBaseline(Detector):
     device : str, default "auto"
         See :func:`asdkit.training.engine.select_device`.
     covariance : {"ledoit_wolf", "empirical"}, default "ledoit_wolf"
-        Covariance estimate of the Mahalanobis scorer.
+        Covariance estimate of the ``"mahala_lw"`` scorer (the organisers'
+        ``"mahala"`` always uses their plain estimate).
     progress : bool, default False
         tqdm bars while training (never under CI).
     checkpoint_dir : path, optional
@@ -82,7 +90,8 @@ class AutoencoderBaseline(Detector):
     history_ : asdkit.training.engine.History
         Per-epoch training and validation loss.
     mse_scorer_ : MSEScorer
-    mahala_scorer_ : SelectiveMahalanobisScorer
+    mahala_scorer_ : FrameMahalanobisScorer
+    mahala_lw_scorer_ : SelectiveMahalanobisScorer
     n_time_frames_ : int
         STFT frames of a training clip.
     train_scores_, thresholds_, threshold_, n_train_
@@ -107,7 +116,7 @@ class AutoencoderBaseline(Detector):
     (40,)
     """
 
-    score_names = ("mse", "mahala")
+    score_names = ("mse", "mahala", "mahala_lw")
 
     def __init__(self, score: str = "mse", preset: str | BaselineConfig = "quick", seed: int = 0,
                  device: str = "auto", *, covariance: str = "ledoit_wolf", progress: bool = False,
@@ -166,12 +175,15 @@ class AutoencoderBaseline(Detector):
             x = torch.from_numpy(np.asarray(lm[s:s + self.batch_clips], dtype=np.float32)).to(self.device_)
             yield self._residuals(x).cpu().numpy()
 
+    def _scorers(self) -> dict:
+        return {"mse": self.mse_scorer_, "mahala": self.mahala_scorer_, "mahala_lw": self.mahala_lw_scorer_}
+
     def _score_chunks(self, chunks: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
-        mse, mahala = [], []
+        out: dict[str, list] = {name: [] for name in self.score_names}
         for c in chunks:
-            mse.append(self.mse_scorer_.score_samples(c))
-            mahala.append(self.mahala_scorer_.score_samples(c))
-        return {"mse": np.concatenate(mse), "mahala": np.concatenate(mahala)}
+            for name, scorer in self._scorers().items():
+                out[name].append(scorer.score_samples(c))
+        return {name: np.concatenate(v) for name, v in out.items()}
 
     # ------------------------------------------------------------------ fit
     def _fit(self, train: pd.DataFrame, *, outliers=None, members=None) -> dict[str, np.ndarray]:
@@ -204,7 +216,8 @@ class AutoencoderBaseline(Detector):
             self.model_ = model.eval()
 
             self.mse_scorer_ = MSEScorer().fit(next(self._stored_residual_chunks(lm)))
-            self.mahala_scorer_ = SelectiveMahalanobisScorer(self.covariance).fit(
+            self.mahala_scorer_ = FrameMahalanobisScorer(config.n_mels).fit(self._stored_residual_chunks(lm), doms)
+            self.mahala_lw_scorer_ = SelectiveMahalanobisScorer(self.covariance).fit(
                 self._stored_residual_chunks(lm), doms)
             return self._score_chunks(self._stored_residual_chunks(lm))
         finally:
@@ -226,19 +239,21 @@ class AutoencoderBaseline(Detector):
         out = {name: np.empty(len(clips)) for name in self.score_names}
         for group, feats in self._batches(clips):
             res = self._residuals(feats).cpu().numpy()
-            out["mse"][group] = self.mse_scorer_.score_samples(res)
-            out["mahala"][group] = self.mahala_scorer_.score_samples(res)
+            for name, scorer in self._scorers().items():
+                out[name][group] = scorer.score_samples(res)
         return out
 
-    def domain_scores(self, clips) -> pd.DataFrame:
+    def domain_scores(self, clips, *, score: str = "mahala") -> pd.DataFrame:
         """The Mahalanobis score of each clip under each training domain's residual statistics.
 
-        The selective Mahalanobis score (``score_all(clips)["mahala"]``) is the
+        The selective Mahalanobis score (``score_all(clips)[score]``) is the
         row-wise minimum of this table.
 
         Parameters
         ----------
         clips : clip table or list of wav paths
+        score : {"mahala", "mahala_lw"}, default "mahala"
+            The organisers' scorer or asdkit's variant.
 
         Returns
         -------
@@ -246,11 +261,14 @@ class AutoencoderBaseline(Detector):
             One column per domain of ``mahala_scorer_.domains_``; **higher = more anomalous**.
         """
         self.check_fitted()
+        if score not in ("mahala", "mahala_lw"):
+            raise ConfigError(f"domain_scores: score={score!r}; choose 'mahala' or 'mahala_lw'.")
+        scorer = self._scorers()[score]
         table = clip_table(clips, name="clips")
-        cols = list(self.mahala_scorer_.domains_)
+        cols = list(scorer.domains_)
         out = np.empty((len(table), len(cols)))
         for group, feats in self._batches(table):
-            out[group] = self.mahala_scorer_.domain_scores(self._residuals(feats).cpu().numpy())
+            out[group] = scorer.domain_scores(self._residuals(feats).cpu().numpy())
         return pd.DataFrame(out, columns=cols)
 
     def reconstruct(self, clips) -> tuple[np.ndarray, np.ndarray]:
@@ -298,7 +316,8 @@ class AutoencoderBaseline(Detector):
     def _get_state(self) -> dict:
         return {"model": dict(self.model_.state_dict()), "config": self.config_.to_dict(),
                 "history": self.history_.to_dict(), "n_time_frames_": int(self.n_time_frames_),
-                "mse_scorer": self.mse_scorer_.get_state(), "mahala_scorer": self.mahala_scorer_.get_state()}
+                "mse_scorer": self.mse_scorer_.get_state(), "mahala_scorer": self.mahala_scorer_.get_state(),
+                "mahala_lw_scorer": self.mahala_lw_scorer_.get_state()}
 
     def _set_state(self, state: dict) -> None:
         self.config_ = BaselineConfig(**state["config"])
@@ -309,4 +328,8 @@ class AutoencoderBaseline(Detector):
         self.history_ = History.from_dict(state["history"])
         self.n_time_frames_ = int(state["n_time_frames_"])
         self.mse_scorer_ = MSEScorer.from_state(state["mse_scorer"])
-        self.mahala_scorer_ = SelectiveMahalanobisScorer.from_state(state["mahala_scorer"])
+        if "mahala_lw_scorer" not in state:
+            raise ConfigError("this baseline was saved by an asdkit before the organisers' frame-wise Mahalanobis "
+                              "score; fit it again (asdkit run --save-models) to save it in the current form.")
+        self.mahala_scorer_ = FrameMahalanobisScorer.from_state(state["mahala_scorer"])
+        self.mahala_lw_scorer_ = SelectiveMahalanobisScorer.from_state(state["mahala_lw_scorer"])

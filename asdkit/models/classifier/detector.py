@@ -65,7 +65,19 @@ class ClassifierDetector(Detector):
     its segments of the network's embedding. Per section, a
     :class:`~asdkit.scoring.kmeans.KMeansTargetScorer` keeps k-means centroids
     of the source-domain training embeddings and every target-domain one; the
-    score is the smallest cosine distance to them, averaged over the networks.
+    scores, each averaged over the networks, are
+
+    * ``"classifier"``: the smaller of the distance to the nearest source
+      centroid and to the nearest target embedding, each standardised by that
+      domain's out-of-sample training distances (asdkit's default; where a
+      section has fewer than two training clips of a domain, the raw minimum);
+    * ``"classifier_kmeans"``: the report's (Wilkinghoff's) smallest cosine
+      distance to the centroids and the target embeddings on one raw scale.
+
+    Ten target clips lie farther from one another than a thousand source clips
+    from their centroids, so on the raw scale a normal target clip looks as
+    strange as a source anomaly; standardised, each domain is measured against
+    its own spread (:class:`~asdkit.scoring.kmeans.KMeansTargetScorer`).
 
     Parameters
     ----------
@@ -73,6 +85,8 @@ class ClassifierDetector(Detector):
     seed : int, default 0
         The networks' seeds (``seed, seed+1, ...``) and the k-means scorers'.
     device : str, default "auto"
+    score : {"classifier", "classifier_kmeans"}, default "classifier"
+        What :meth:`score_samples` returns.
     progress : bool, default False
     models : list of ClassifierModel, optional
         Networks already trained (e.g. ``train_classifier(root_training_table)``
@@ -95,10 +109,10 @@ class ClassifierDetector(Detector):
     history_ : History
         Of the first network.
     train_scores_ : dict
-        ``{"classifier": ndarray of shape (n_train,)}``, out of sample: a
-        target clip is scored against the centroids and the other target
-        embeddings, a source clip against centroids fitted without its fold
-        (5 folds) and the target embeddings (**higher = more anomalous**).
+        Each score of the training clips, ndarray of shape (n_train,), out of
+        sample: a target clip is scored against the centroids and the other
+        target embeddings, a source clip against centroids fitted without its
+        fold (5 folds) and the target embeddings (**higher = more anomalous**).
 
     Notes
     -----
@@ -107,12 +121,14 @@ class ClassifierDetector(Detector):
     same network whichever machine type asks.
     """
 
-    score_names = ("classifier",)
+    score_names = ("classifier", "classifier_kmeans")
     transient_params = Detector.transient_params + ("models",)
 
     def __init__(self, preset: str | ClassifierConfig = "quick", seed: int = 0, device: str = "auto", *,
-                 progress: bool = False, models: list | None = None, branches: Sequence[str] | None = None):
+                 score: str = "classifier", progress: bool = False, models: list | None = None,
+                 branches: Sequence[str] | None = None):
         self.preset = preset
+        self.score = score
         self.seed = seed
         self.device = device
         self.progress = progress
@@ -201,27 +217,29 @@ class ClassifierDetector(Detector):
 
         raw = self._raw_embeddings(train["path"].astype(str).tolist())             # (n_models, n, d)
         sections, domains = _sections(train), train["domain"].to_numpy()
-        scores = np.zeros((len(models), len(train)))
+        scores = {name: np.zeros((len(models), len(train))) for name in self.score_names}
         self.sections_ = {}
         for sec in np.unique(sections):
             idx = np.flatnonzero(sections == sec)
+            per_domain = min((domains[idx] == "source").sum(), (domains[idx] == "target").sum()) >= 2
             scorers = []
             for j in range(len(models)):
                 # raw means: the scorer scales each to unit length once, as embed() does
-                sc = KMeansTargetScorer(config.n_clusters, random_state=seed)
+                sc = KMeansTargetScorer(config.n_clusters, random_state=seed, per_domain=bool(per_domain))
                 sc.fit(_as_before(raw[j][idx]), domains[idx])
                 try:
-                    scores[j, idx] = sc.training_scores()
+                    scores["classifier"][j, idx] = sc.training_scores()
+                    scores["classifier_kmeans"][j, idx] = sc.training_scores(raw=True)
                 except ConfigError:
                     raise ConfigError(f"ClassifierDetector: section {sec} has a single training clip; a clip "
                                       "cannot be scored against the others. Give each section at least two "
                                       "training clips.") from None
                 scorers.append(sc)
             self.sections_[str(sec)] = scorers
-        return {"classifier": scores.mean(axis=0)}
+        return {name: s.mean(axis=0) for name, s in scores.items()}
 
     def _score_all(self, clips: pd.DataFrame) -> dict[str, np.ndarray]:
-        """``{"classifier": ndarray of shape (n_clips,)}``: smallest cosine distance, averaged over the networks.
+        """``{"classifier": ..., "classifier_kmeans": ...}``, each ndarray of shape (n_clips,), averaged over the networks.
 
         **Higher = more anomalous.**
         """
@@ -231,12 +249,13 @@ class ClassifierDetector(Detector):
             raise ConfigError(f"ClassifierDetector: section(s) {unknown} have no training clips (trained "
                               f"sections: {sorted(self.sections_)}); score clips of the trained sections.")
         raw = self._raw_embeddings(clips["path"].astype(str).tolist())
-        scores = np.zeros(len(clips))
+        out = {name: np.zeros(len(clips)) for name in self.score_names}
         for sec in np.unique(sections):
             idx = np.flatnonzero(sections == sec)
-            scores[idx] = np.mean([sc.score_samples(_as_before(raw[j][idx]))
-                                   for j, sc in enumerate(self.sections_[sec])], axis=0)
-        return {"classifier": scores}
+            for name in self.score_names:
+                out[name][idx] = np.mean([sc.score_samples(_as_before(raw[j][idx]), raw=name == "classifier_kmeans")
+                                          for j, sc in enumerate(self.sections_[sec])], axis=0)
+        return out
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict:

@@ -15,8 +15,9 @@ from asdkit.models.oevae.attributes import AttributeValues, attribute_values
 from asdkit.models.oevae.config import OEVAEConfig, oevae_config
 from asdkit.models.oevae.torch_model import OEVAENet
 from asdkit.models.oevae.train import smote_segments, train_network
+from asdkit.scoring.domain import DomainKNNScorer
 from asdkit.scoring.knn import KNNScorer
-from asdkit.scoring.normalize import ScoreNormalizer, weighted_sum
+from asdkit.scoring.normalize import ScoreNormalizer
 from asdkit.training.engine import History, seeded, select_device
 
 __all__ = ["OEVAEDetector"]
@@ -26,10 +27,23 @@ class OEVAEDetector(Detector):
     """OEVAE: an outlier-exposed ResNet18 trained jointly with a domain-invariant VAE, and a KNN inlier model.
 
     Scores (:meth:`score_all`; **higher = more anomalous** for each):
-    ``oevae`` = ``w * alpha + (1 - w) * beta`` on standardised scores, ``alpha``
-    = ``-log N(mu_c; 0, I)`` of the VAE's posterior mean of ``z_c``, ``beta`` =
-    the mean Euclidean distance to the ``n_neighbors`` nearest embeddings of the
-    normal training segments; a clip's alpha and beta are means over its 8 segments.
+    ``alpha`` = ``-log N(mu_c; 0, I)`` of the VAE's posterior mean of ``z_c``;
+    ``beta`` = the mean Euclidean distance to the ``n_neighbors`` nearest
+    embeddings of normal training segments; a clip's alpha and beta are means
+    over its 8 segments; ``oevae`` = ``w * alpha + (1 - w) * beta`` on
+    standardised scores. Two ways of banking the training segments and
+    standardising the scores, both fitted and scored every time:
+
+    * ``"beta"``, ``"oevae"`` (asdkit's default): beta from a source bank and
+      a target bank of real training segments, each standardised by its own
+      domain's leave-one-clip-out clip scores
+      (:class:`~asdkit.scoring.domain.DomainKNNScorer`), the smaller of the
+      two; alpha standardised by each domain's training clips; ``oevae`` = the
+      smaller over the domains of ``w * alpha_d + (1 - w) * beta_d`` (where a
+      domain has fewer than two training clips, the pooled scores);
+    * ``"beta_pooled"``, ``"oevae_pooled"`` (the report's): one bank of every
+      training segment (SMOTE's included), alpha and beta standardised by all
+      training clips.
 
     Parameters
     ----------
@@ -37,7 +51,7 @@ class OEVAEDetector(Detector):
         A name of :data:`~asdkit.models.oevae.config.OEVAE_PRESETS` or a config.
     seed : int, default 0
     device : str, default "auto"
-    score : {"oevae", "alpha", "beta"}, default "oevae"
+    score : {"oevae", "alpha", "beta", "oevae_pooled", "beta_pooled"}, default "oevae"
         What :meth:`score_samples` returns.
     attribute : str, optional
         The attribute ``v`` follows (default: see
@@ -63,9 +77,13 @@ class OEVAEDetector(Detector):
     smote_counts_ : dict of str to (int, int)
         Segments per group before and after SMOTE (empty when off).
     knn_ : asdkit.scoring.knn.KNNScorer
-        On the embeddings of the training segments (SMOTE's included), grouped by clip.
+        On the embeddings of the training segments (SMOTE's included), grouped
+        by clip: the pooled bank (``beta_pooled``).
+    beta_scorer_ : asdkit.scoring.domain.DomainKNNScorer or None
+        The per-domain banks (None where a domain has fewer than two training clips).
     normalizers_ : dict of str to asdkit.scoring.normalize.ScoreNormalizer
-        For ``"alpha"`` and ``"beta"``, fitted on training clips only.
+        ``"alpha"`` and ``"beta"`` (pooled: fitted on all training clips) and,
+        with per-domain banks, ``"alpha@source"`` and ``"alpha@target"``.
     n_segments_ : int
         Segments per clip.
     train_scores_, thresholds_, threshold_, n_train_
@@ -97,10 +115,14 @@ class OEVAEDetector(Detector):
     * **alpha** uses the posterior mean ``mu_c``; **beta** the KNN on
       embeddings; each is standardised by the mean and standard deviation of
       its training-clip scores (beta's from leave-one-clip-out neighbours) before
-      ``w * alpha + (1 - w) * beta`` (:func:`asdkit.scoring.normalize.weighted_sum`).
+      ``w * alpha + (1 - w) * beta``.
+    * **Per-domain banks** hold real segments only: SMOTE's segments lie next
+      to the clips they were made from and would shrink a target clip's
+      leave-one-clip-out distance, so the target domain's spread; they still
+      train the network.
     """
 
-    score_names = ("oevae", "alpha", "beta")
+    score_names = ("oevae", "alpha", "beta", "oevae_pooled", "beta_pooled")
 
     def __init__(self, preset: str | OEVAEConfig = "quick", seed: int = 0, device: str = "auto", *,
                  score: str = "oevae", attribute: str | None = None, cache=None, progress: bool = False,
@@ -209,16 +231,39 @@ class OEVAEDetector(Detector):
         beta = self.knn_.training_scores(n_real).reshape(n_clips, n_seg).mean(axis=1)
         alpha = self._alpha(emb[:n_real], n_clips, n_seg)
         self.normalizers_ = {"alpha": ScoreNormalizer().fit(alpha), "beta": ScoreNormalizer().fit(beta)}
-        return {"alpha": alpha, "beta": beta, "oevae": self.combine(alpha, beta)}
+        pooled = self.combine(self.normalizers_["alpha"].transform(alpha), self.normalizers_["beta"].transform(beta))
+        out = {"alpha": alpha, "beta_pooled": beta, "oevae_pooled": pooled, "beta": beta, "oevae": pooled}
+        doms = train["domain"].astype(str).to_numpy()
+        self.beta_scorer_ = None
+        if min((doms == "source").sum(), (doms == "target").sum()) >= 2:
+            self.beta_scorer_ = DomainKNNScorer(config.n_neighbors).fit(
+                emb[:n_real].reshape(n_clips, n_seg, -1), doms)
+            for d in self.beta_scorer_.domains_:
+                self.normalizers_[f"alpha@{d}"] = ScoreNormalizer().fit(alpha[doms == d])
+            za, zb = self._alpha_columns(alpha), self.beta_scorer_.train_domain_scores_
+            out.update(beta=zb.min(axis=1), oevae=self.combine(za, zb))
+        return out
 
     # ------------------------------------------------------------------ scoring
+    @property
+    def domains_(self) -> tuple:
+        """The columns of the per-domain components: the training domains (``("all",)`` without per-domain banks)."""
+        return ("all",) if self.beta_scorer_ is None else self.beta_scorer_.domains_
+
+    def _alpha_columns(self, alpha: np.ndarray) -> np.ndarray:
+        """Alpha standardised by each domain's training clips, shape (n_clips, n_domains)."""
+        return np.stack([self.normalizers_[f"alpha@{d}"].transform(alpha) for d in self.beta_scorer_.domains_],
+                        axis=1)
+
     def combine(self, alpha, beta, w: float | None = None) -> np.ndarray:
-        """``w * alpha_n + (1 - w) * beta_n`` of standardised scores (training-fitted normalisers).
+        """The ``oevae`` score from standardised alpha and beta: ``w * alpha + (1 - w) * beta``, smallest over domains.
 
         Parameters
         ----------
-        alpha, beta : array-like of shape (n_clips,)
-            Raw alpha and beta (as :meth:`score_all` gives them) at the fitted ``n_neighbors``.
+        alpha, beta : array-like of shape (n_clips,) or (n_clips, n_domains)
+            **Standardised** components, as :meth:`components` gives them: one
+            column per domain of ``domains_`` (per-domain), or one (pooled,
+            where 1-D arrays are accepted too).
         w : float in [0, 1], optional
             Default ``config_.w``.
 
@@ -232,8 +277,28 @@ class OEVAEDetector(Detector):
         w = self.config_.w if w is None else w
         if isinstance(w, bool) or not isinstance(w, (int, float, np.number)) or not 0 <= w <= 1:
             raise ConfigError(f"w={w!r}: must lie in [0, 1].")
-        return weighted_sum({"alpha": self.normalizers_["alpha"].transform(alpha),
-                             "beta": self.normalizers_["beta"].transform(beta)}, {"alpha": w, "beta": 1 - w})
+        a, b = np.asarray(alpha, dtype=np.float64), np.asarray(beta, dtype=np.float64)
+        if a.shape != b.shape:
+            raise ConfigError(f"OEVAEDetector.combine: alpha {a.shape} and beta {b.shape} differ in shape.")
+        mixed = float(w) * a + (1 - float(w)) * b
+        return mixed.min(axis=1) if mixed.ndim == 2 else mixed
+
+    def _standardised(self, flat: np.ndarray, n: int, s: int, k: int | None = None, pooled: bool = False) -> tuple:
+        """Raw alpha and the standardised (alpha, beta) columns of segment embeddings ``flat`` for ``k`` neighbours."""
+        k = self.config_.n_neighbors if k is None else int(k)
+        alpha = self._alpha(flat, n, s)
+        if not pooled and self.beta_scorer_ is not None:
+            scorer = self.beta_scorer_ if k == self.beta_scorer_.n_neighbors else DomainKNNScorer(k).fit(
+                self._train_clip_embeddings(), self.beta_scorer_.train_domains_)
+            return alpha, self._alpha_columns(alpha), scorer.domain_scores(flat.reshape(n, s, -1))
+        knn, norm = self._beta_model(k)
+        beta = knn.score_samples(flat).reshape(n, s).mean(axis=1)
+        return alpha, self.normalizers_["alpha"].transform(alpha)[:, None], norm.transform(beta)[:, None]
+
+    def _train_clip_embeddings(self) -> np.ndarray:
+        """The real training segments' embeddings, shape (n_train, n_segments, dim)."""
+        n, s = self.n_train_, self.n_segments_
+        return self.knn_.embeddings_[:n * s].reshape(n, s, -1)
 
     def _score_all(self, clips: pd.DataFrame) -> dict[str, np.ndarray]:
         emb = self.embed(clips)
@@ -241,39 +306,49 @@ class OEVAEDetector(Detector):
         flat = emb.reshape(n * s, d)
         alpha = self._alpha(flat, n, s)
         beta = self.knn_.score_samples(flat).reshape(n, s).mean(axis=1)
-        return {"alpha": alpha, "beta": beta, "oevae": self.combine(alpha, beta)}
+        pooled = self.combine(self.normalizers_["alpha"].transform(alpha), self.normalizers_["beta"].transform(beta))
+        out = {"alpha": alpha, "beta_pooled": beta, "oevae_pooled": pooled, "beta": beta, "oevae": pooled}
+        if self.beta_scorer_ is not None:
+            zb = self.beta_scorer_.domain_scores(emb)
+            out.update(beta=zb.min(axis=1), oevae=self.combine(self._alpha_columns(alpha), zb))
+        return out
 
     def _beta_model(self, k: int) -> tuple[KNNScorer, ScoreNormalizer]:
-        """The KNN and beta normaliser for ``k`` neighbours: the fitted ones, or new local ones (nothing stored)."""
+        """The pooled KNN and beta normaliser for ``k`` neighbours: the fitted ones, or new local ones."""
         if k == self.knn_.n_neighbors:
             return self.knn_, self.normalizers_["beta"]
         knn = KNNScorer(k).fit(self.knn_.embeddings_, groups=self.knn_.groups_)
         n, s = self.n_train_, self.n_segments_
         return knn, ScoreNormalizer().fit(knn.training_scores(n * s).reshape(n, s).mean(axis=1))
 
-    def components(self, clips, ks: Sequence[int] = (1, 2, 4)) -> pd.DataFrame:
+    def components(self, clips, ks: Sequence[int] = (1, 2, 4), *, pooled: bool = False) -> pd.DataFrame:
         """Standardised alpha and beta of each clip for several KNN neighbour counts (the w/k sweep's input).
 
         Pure: nothing is stored on the detector. For a ``k`` other than the
-        fitted ``config_.n_neighbors``, a KNN on the same training embeddings
-        is built and beta's normaliser is fitted on the training clips'
-        leave-one-clip-out scores for that ``k``, on the fly.
+        fitted ``config_.n_neighbors``, the banks are rebuilt from the same
+        training embeddings and beta's statistics are fitted on the training
+        clips' leave-one-clip-out scores for that ``k``, on the fly.
 
         Parameters
         ----------
         clips : clip table or list of wav paths
         ks : sequence of int, default (1, 2, 4)
             Neighbour counts (the report chooses from 1, 2 and 4).
+        pooled : bool, default False
+            The report's pooled components instead of the per-domain ones.
 
         Returns
         -------
         pandas.DataFrame
             ``len(ks) * n_clips`` rows, ``k`` by ``k`` in the order of ``ks``
             and the clips in their order within each; columns ``row`` (the
-            clip's row position in ``clips``), ``k``, ``alpha``, ``beta`` (each standardised
-            by the training clips' statistics for that ``k``; **higher = more
-            anomalous**). At the fitted ``k``,
-            ``combine``-ing them with weight ``w`` gives :meth:`score_all`'s ``oevae``.
+            clip's row position in ``clips``), ``k``, and the standardised
+            components (**higher = more anomalous**): ``alpha@source``,
+            ``alpha@target``, ``beta@source``, ``beta@target`` (per domain), or
+            ``alpha`` and ``beta`` (``pooled``, or without per-domain banks).
+            At the fitted ``k``, :meth:`combine` of the alpha and the beta
+            columns with weight ``w`` gives :meth:`score_all`'s ``oevae``
+            (``oevae_pooled``).
         """
         self.check_fitted()
         ks = list(ks)
@@ -285,12 +360,14 @@ class OEVAEDetector(Detector):
         emb = self.embed(clips)
         n, s, d = emb.shape
         flat = emb.reshape(n * s, d)
-        alpha = self.normalizers_["alpha"].transform(self._alpha(flat, n, s))
+        suffix = [""] if pooled or self.beta_scorer_ is None else [f"@{x}" for x in self.domains_]
         parts = []
         for k in ks:
-            knn, norm = self._beta_model(int(k))
-            beta = norm.transform(knn.score_samples(flat).reshape(n, s).mean(axis=1))
-            parts.append(pd.DataFrame({"row": np.arange(n), "k": int(k), "alpha": alpha, "beta": beta}))
+            _, za, zb = self._standardised(flat, n, s, int(k), pooled=pooled)
+            cols = {"row": np.arange(n), "k": int(k)}
+            cols.update({f"alpha{x}": za[:, j] for j, x in enumerate(suffix)})
+            cols.update({f"beta{x}": zb[:, j] for j, x in enumerate(suffix)})
+            parts.append(pd.DataFrame(cols))
         return pd.concat(parts, ignore_index=True)
 
     # ------------------------------------------------------------------ persistence
@@ -305,6 +382,7 @@ class OEVAEDetector(Detector):
             "n_segments": int(self.n_segments_),
             "knn": self.knn_.get_state(),
             "normalizers": {name: norm.get_state() for name, norm in self.normalizers_.items()},
+            **({"beta_scorer": self.beta_scorer_.get_state()} if self.beta_scorer_ is not None else {}),
         }
 
     def _set_state(self, state: dict) -> None:
@@ -321,3 +399,4 @@ class OEVAEDetector(Detector):
         self.n_segments_ = int(state["n_segments"])
         self.knn_ = KNNScorer.from_state(state["knn"])
         self.normalizers_ = {name: ScoreNormalizer.from_state(s) for name, s in state["normalizers"].items()}
+        self.beta_scorer_ = DomainKNNScorer.from_state(state["beta_scorer"]) if "beta_scorer" in state else None

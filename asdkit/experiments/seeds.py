@@ -1,0 +1,173 @@
+"""``asdkit run --seeds``: the same run with several seeds, and one table of mean +- std across them.
+
+A single seed of a small training says little: on the embedded data two
+seeds of the same system can differ by several points of official score.
+:func:`run_seeds` repeats :func:`asdkit.experiments.run.run_experiment` once
+per seed, each in ``<out>/seed_<n>/`` (its own official files, table,
+``config.json`` and, with ``save_models``, models), and writes to ``<out>/``:
+
+* ``results.csv`` / ``results.md``: :func:`seeds_table`, every AUC, pAUC,
+  harmonic mean and official score as mean and standard deviation across the
+  seeds, beside the leave-one-machine-out jackknife interval of the official
+  score of the seed-averaged values and the evaluator's ci95 (mean over seeds);
+* ``config.json``: the seeds and where each seed's run lies.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from asdkit.errors import ConfigError
+from asdkit.evaluation.evaluate import MIN_JACKKNIFE_SECTIONS
+from asdkit.evaluation.metrics import METRIC_COLUMNS, floored_hmean, jackknife_interval
+from asdkit.experiments.run import ExperimentResult, run_experiment
+from asdkit.io import atomic_write_bytes
+
+__all__ = ["run_seeds", "SeedsResult", "seeds_table", "format_seeds_table", "JACKKNIFE_ROWS"]
+
+#: Rows of :func:`seeds_table` computed from the seed-averaged values (no standard deviation).
+JACKKNIFE_ROWS = ("95% interval low", "95% interval high")
+
+
+@dataclass
+class SeedsResult:
+    """What :func:`run_seeds` produced.
+
+    Attributes
+    ----------
+    runs : dict of int to ExperimentResult
+        Each seed's run.
+    table : pandas.DataFrame
+        :func:`seeds_table` of the runs (empty without test labels).
+    out : Path
+    """
+
+    runs: dict
+    table: pd.DataFrame
+    out: Path
+
+
+def seeds_table(runs: dict[int, ExperimentResult]) -> pd.DataFrame:
+    """Mean and standard deviation across seeds of every value of the runs' results tables.
+
+    Parameters
+    ----------
+    runs : dict of seed to ExperimentResult
+        Runs of the same systems on the same data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The index of :func:`asdkit.experiments.run.results_table` (``(machine,
+        metric)``, percent); columns ``(system, "mean")`` and ``(system,
+        "std")`` (sample standard deviation, ``ddof=1``; NaN for one seed).
+        The rows ``("official score", "95% interval low"/"high")`` are the
+        jackknife interval (leave one machine/section out, clipped to
+        [0, 100]) of the official score of the per-section values averaged
+        over the seeds, NaN with fewer than
+        :data:`~asdkit.evaluation.evaluate.MIN_JACKKNIFE_SECTIONS`
+        machine/sections; their ``std`` is NaN.
+    """
+    tables = [r.table for r in runs.values() if not r.table.empty]
+    if not tables:
+        return pd.DataFrame()
+    stacked = np.stack([t.to_numpy(dtype=float) for t in tables])       # (n_seeds, rows, systems)
+    first = tables[0]
+    mean = pd.DataFrame(stacked.mean(axis=0), index=first.index, columns=first.columns)
+    std = pd.DataFrame(stacked.std(axis=0, ddof=1) if len(tables) > 1 else np.full(stacked.shape[1:], np.nan),
+                       index=first.index, columns=first.columns)
+    for system in first.columns:
+        sections = [r.evaluations[system].table for r in runs.values() if system in r.evaluations]
+        values = np.mean([s[list(METRIC_COLUMNS)].to_numpy(dtype=float) for s in sections], axis=0)
+        low = high = math.nan
+        if len(values) >= MIN_JACKKNIFE_SECTIONS:
+            jk = jackknife_interval(values, statistic=floored_hmean)
+            low, high = 100 * max(jk.low, 0.0), 100 * min(jk.high, 1.0)
+        for row, v in zip(JACKKNIFE_ROWS, (low, high)):
+            mean.loc[("official score", row), system] = v
+            std.loc[("official score", row), system] = math.nan
+    out = pd.concat({"mean": mean, "std": std}, axis=1).swaplevel(axis=1)
+    return out[[(s, k) for s in first.columns for k in ("mean", "std")]]
+
+
+def _cell(mean: float, std: float, metric: str) -> str:
+    if not np.isfinite(mean):
+        return "n/a"
+    digits = 4 if metric.startswith("evaluator ci95") else 2
+    if not np.isfinite(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _cells(table: pd.DataFrame) -> pd.DataFrame:
+    systems = list(dict.fromkeys(table.columns.get_level_values(0)))
+    return pd.DataFrame({s: [_cell(table.loc[i, (s, "mean")], table.loc[i, (s, "std")], i[1]) for i in table.index]
+                         for s in systems}, index=table.index)
+
+
+def format_seeds_table(table: pd.DataFrame) -> str:
+    """:func:`seeds_table`'s table as aligned text, ``mean ± std`` per cell."""
+    return _cells(table).to_string()
+
+
+def _markdown(table: pd.DataFrame, caption: str) -> str:
+    cells = _cells(table)
+    head = "| machine | metric | " + " | ".join(cells.columns) + " |"
+    sep = "|---|---|" + "---:|" * len(cells.columns)
+    body = [f"| {m} | {k} | " + " | ".join(row) + " |" for (m, k), row in cells.iterrows()]
+    return "\n".join([caption, "", head, sep, *body, ""])
+
+
+def run_seeds(data: str | Path, *, seeds: Sequence[int], out: str | Path = "runs/experiment", preset: str = "quick",
+              log=print, cache: str | Path | None = None, **kwargs) -> SeedsResult:
+    """Run :func:`~asdkit.experiments.run.run_experiment` once per seed and summarise across the seeds.
+
+    Parameters
+    ----------
+    data : path-like
+    seeds : sequence of int
+        Distinct seeds; each run goes to ``<out>/seed_<n>/``.
+    out : path-like
+    preset : str
+    log : callable or None
+    cache : path-like, optional
+        Feature cache shared by the seeds (default ``<out>/.feature_cache``):
+        the features do not depend on the seed.
+    **kwargs
+        Passed on to :func:`run_experiment` (``systems``, ``machines``, ``device``, ...).
+
+    Returns
+    -------
+    SeedsResult
+    """
+    seeds = list(seeds)
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0]
+    if not seeds or bad or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds={seeds!r}: give distinct non-negative integers, e.g. --seeds 0 1 2.")
+    say = log or (lambda _msg: None)
+    out = Path(out)
+    cache = Path(cache) if cache is not None else out / ".feature_cache"
+    runs = {}
+    for seed in seeds:
+        say(f"--- seed {seed} ---")
+        runs[int(seed)] = run_experiment(data, out=out / f"seed_{seed}", preset=preset, seed=int(seed), log=log,
+                                         cache=cache, **kwargs)
+    table = seeds_table(runs)
+    if not table.empty:
+        caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seeds {', '.join(map(str, seeds))}: "
+                   "mean ± standard deviation across the seeds (AUC and pAUC in %; official score = harmonic mean "
+                   "of all values; the interval is the leave-one-machine-out jackknife of the seed-averaged values).")
+        atomic_write_bytes(out / "results.csv", table.to_csv().encode())
+        atomic_write_bytes(out / "results.md", _markdown(table, caption).encode())
+    config = {"data": str(Path(data)), "preset": preset, "seeds": seeds,
+              "runs": {str(s): str(out / f"seed_{s}") for s in seeds},
+              "timings_s": {str(s): round(sum(v.get("fit_s", 0) + v.get("score_s", 0) for v in r.timings.values()), 1)
+                            for s, r in runs.items()}}
+    atomic_write_bytes(out / "config.json", json.dumps(config, indent=2).encode())
+    return SeedsResult(runs=runs, table=table, out=out)
