@@ -50,5 +50,6 @@ from asdkit.plots import explore  # noqa: F401
 from asdkit.models.base import Detector  # noqa: F401
 from asdkit.models.reference import ReferenceKNN  # noqa: F401
 from asdkit.experiments.run import run_experiment  # noqa: F401
+from asdkit.experiments.seeds import run_seeds  # noqa: F401
 from asdkit.experiments.notebook import notebook_setup  # noqa: F401
 from asdkit.experiments.systems import SYSTEMS, register_system  # noqa: F401

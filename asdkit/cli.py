@@ -9,6 +9,7 @@ Subcommands::
     asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
     asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...] [--cache DIR]
                [--seed N | --seeds N...] [--threads N] [--save-models]
+    asdkit seeds FOLDER
     asdkit score --model DIR (--data ROOT | --clips WAV...) --out DIR [--score NAME]
     asdkit systems
     asdkit demo [--data DIR] [--out DIR]
@@ -149,6 +150,15 @@ def _run_seeds(args) -> int:
     return 0
 
 
+def cmd_seeds(args) -> int:
+    from asdkit.experiments.seeds import format_seeds_table, summarise_seeds
+
+    table = summarise_seeds(args.folder)
+    print(format_seeds_table(table))
+    print(f"\nwrote {args.folder}/results.csv and results.md")
+    return 0
+
+
 def cmd_score(args) -> int:
     from asdkit.experiments.score import score_clips
 
@@ -255,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--save-models", action="store_true",
                    help="keep every fitted detector under OUT/models/<family>/<machine>/ (for 'asdkit score')")
     u.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("seeds", help="mean ± std across seeds of runs written to FOLDER/seed_<n>/ (one asdkit run "
+                       "--seed N each, e.g. side by side)")
+    e.add_argument("folder", type=Path)
+    e.set_defaults(func=cmd_seeds)
 
     c = sub.add_parser("score", help="score clips with a saved detector; write the official score and decision files")
     c.add_argument("--model", type=Path, required=True,

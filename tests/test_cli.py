@@ -146,6 +146,12 @@ def test_run_with_seeds_gives_mean_and_std_across_seeds(quick_root, tmp_path, ca
     md = (out / "results.md").read_text()
     assert "seeds 0, 1" in md and " ± " in md
     assert json.loads((out / "config.json").read_text())["seeds"] == [0, 1]
+    # the same table from the seed folders alone (seeds run as separate processes)
+    (out / "results.csv").unlink()
+    assert main(["seeds", str(out)]) == 0
+    again = pd.read_csv(out / "results.csv", index_col=[0, 1], header=[0, 1])
+    pd.testing.assert_frame_equal(again, table, check_exact=False, rtol=1e-9)
+    assert main(["seeds", str(tmp_path / "none")]) == 2
 
 
 def test_run_seeds_rejects_bad_seeds(quick_root, tmp_path, capsys):

@@ -86,3 +86,34 @@ def test_notebook_switch(monkeypatch, quick_root, tmp_path):
         notebook_setup(default=quick_root)
     with pytest.raises(ConfigError, match="SynX"):
         notebook_setup(default=quick_root, data=quick_root).machine("SynX")
+
+
+def _results(values: dict) -> pd.DataFrame:
+    """A results table with the rows lever_table reads, one column per system."""
+    idx = pd.MultiIndex.from_tuples([("official score", "h-mean"), ("harmonic mean", "AUC(target)"),
+                                     ("harmonic mean", "AUC(source)")], names=["machine", "metric"])
+    return pd.DataFrame({s: v for s, v in values.items()}, index=idx)
+
+
+def test_lever_table_pairs_the_systems_per_seed(tmp_path):
+    from asdkit.experiments.ablation import lever_table, seed_tables
+
+    tables = {0: _results({"classifier-report": [60, 40, 80], "classifier": [66, 60, 74]}),
+              1: _results({"classifier-report": [62, 44, 82], "classifier": [65, 58, 73]})}
+    t = lever_table(tables)
+    name = next(n for n in t.index.get_level_values(0))
+    assert name.startswith("classifier: per-domain") and len(t) == 3          # levers without systems left out
+    row = t.loc[(name, "official score")]
+    assert row["off"] == "61.00 ± 1.41" and row["on"] == "65.50 ± 0.71" and row["seeds"] == 2
+    assert row["gain"] == f"4.50 ± {np.std([6, 3], ddof=1):.2f}"             # paired per-seed differences
+    assert t.loc[(name, "h-mean AUC(target)"), "gain"].startswith("17.00")
+    # the same from a --seeds folder
+    for s, tab in tables.items():
+        (tmp_path / f"seed_{s}").mkdir()
+        tab.to_csv(tmp_path / f"seed_{s}" / "results.csv")
+    assert set(seed_tables(tmp_path)) == {0, 1}
+    pd.testing.assert_frame_equal(lever_table(tmp_path), t)
+    with pytest.raises(ConfigError, match="no seed_<n>/results.csv"):
+        seed_tables(tmp_path / "nothing")
+    with pytest.raises(ConfigError, match="none of the levers"):
+        lever_table({0: _results({"reference-knn": [1, 2, 3]})})

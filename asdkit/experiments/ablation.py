@@ -22,7 +22,19 @@ from asdkit.experiments.protocol import META_COLUMNS, tasks
 from asdkit.experiments.run import RootModels, fit_family
 from asdkit.experiments.systems import SYSTEMS, BuildContext
 
-__all__ = ["ablation_table"]
+__all__ = ["ablation_table", "lever_table", "LEVERS", "seed_tables"]
+
+#: The scoring levers that ``asdkit run`` measures in every run, as (without, with) pairs of systems that
+#: share one fitted detector per machine type: switching the lever on changes only how it scores.
+LEVERS: dict[str, tuple[str, str]] = {
+    "classifier: per-domain standardised distances (vs the report's raw minimum)": ("classifier-report", "classifier"),
+    "OEVAE: per-domain banks and statistics (vs the report's pooled bank)": ("oevae-report", "oevae"),
+    "ensemble: members scored per domain (vs the report's members)": ("ensemble-report", "ensemble"),
+    "OEVAE: alpha beside beta, w = 0.5 (vs beta alone)": ("oevae-beta", "oevae"),
+    "ensemble: adding OEVAE to the classifier": ("classifier", "ensemble"),
+    "baseline: organisers' per-frame Mahalanobis (vs asdkit's 640 x 640 Ledoit-Wolf)": ("baseline-mahala-lw",
+                                                                                        "baseline-mahala"),
+}
 
 
 def ablation_table(table: pd.DataFrame, system: str, variants: Mapping[str, Mapping], *, preset="quick",
@@ -82,3 +94,76 @@ def ablation_table(table: pd.DataFrame, system: str, variants: Mapping[str, Mapp
         rows[name] = {**summary_percent(ev.table), "final loss": float(np.mean(losses)) if losses else np.nan}
         say(f"{name}: official score {rows[name]['official score']:.2f} %")
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("variant")
+
+
+def seed_tables(source) -> dict:
+    """Per-seed results tables: from a :class:`~asdkit.experiments.seeds.SeedsResult`, or a ``--seeds`` run folder.
+
+    Parameters
+    ----------
+    source : SeedsResult, or path-like
+        A folder written by ``asdkit run --seeds`` (its ``seed_<n>/results.csv``).
+
+    Returns
+    -------
+    dict of int to pandas.DataFrame
+        Seed -> :func:`~asdkit.experiments.run.results_table` of that seed.
+    """
+    from pathlib import Path
+
+    if hasattr(source, "runs"):
+        return {int(s): r.table for s, r in source.runs.items() if not r.table.empty}
+    folder = Path(source)
+    found = {int(p.parent.name.split("_", 1)[1]): pd.read_csv(p, index_col=[0, 1])
+             for p in sorted(folder.glob("seed_*/results.csv"))}
+    if not found:
+        raise ConfigError(f"seed_tables: no seed_<n>/results.csv below {str(folder)!r}; run "
+                          "'asdkit run ... --seeds 0 1 2 --out FOLDER' first.")
+    return found
+
+
+def lever_table(source, levers: Mapping[str, tuple[str, str]] | None = None,
+                metrics: Sequence[tuple[str, str]] = (("official score", "h-mean"),
+                                                      ("harmonic mean", "AUC(target)"),
+                                                      ("harmonic mean", "AUC(source)"))) -> pd.DataFrame:
+    """Each lever off and on, mean ± std over seeds, and the paired gain, from runs with several seeds.
+
+    Parameters
+    ----------
+    source : SeedsResult, path-like or mapping of seed to results table
+        See :func:`seed_tables`.
+    levers : mapping of name to (system without, system with), default :data:`LEVERS`
+        Levers whose systems are not in the runs are left out.
+    metrics : sequence of (row group, metric) of the results table
+        Default: the official score and the harmonic means of AUC(target) and AUC(source).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(lever, metric)``; columns ``off``, ``on`` (mean ± std over the
+        seeds, in %), ``gain`` (mean ± std of the per-seed differences, on -
+        off) and ``seeds``.
+    """
+    tables = source if isinstance(source, Mapping) else seed_tables(source)
+    if not tables:
+        raise ConfigError("lever_table: no results tables.")
+    levers = LEVERS if levers is None else levers
+    rows = {}
+
+    def cell(v: np.ndarray) -> str:
+        return f"{v.mean():.2f}" if len(v) < 2 else f"{v.mean():.2f} ± {v.std(ddof=1):.2f}"
+
+    for name, (off, on) in levers.items():
+        if not all(off in t.columns and on in t.columns for t in tables.values()):
+            continue
+        for group, metric in metrics:
+            a = np.array([t.loc[(group, metric), off] for t in tables.values()], dtype=float)
+            b = np.array([t.loc[(group, metric), on] for t in tables.values()], dtype=float)
+            label = "official score" if group == "official score" else f"h-mean {metric}"
+            rows[(name, label)] = {"off": cell(a), "on": cell(b), "gain": cell(b - a), "seeds": len(a)}
+    if not rows:
+        raise ConfigError("lever_table: none of the levers' systems are in these runs; run them with "
+                          "--system all (or name both systems of a lever).")
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["lever", "metric"])
+    return out

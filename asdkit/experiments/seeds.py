@@ -11,6 +11,10 @@ per seed, each in ``<out>/seed_<n>/`` (its own official files, table,
   seeds, beside the leave-one-machine-out jackknife interval of the official
   score of the seed-averaged values and the evaluator's ci95 (mean over seeds);
 * ``config.json``: the seeds and where each seed's run lies.
+
+Seeds run elsewhere (one process per seed, side by side or on other
+machines, each ``asdkit run --seed N --out FOLDER/seed_N``) are summarised
+the same way by :func:`summarise_seeds` (``asdkit seeds FOLDER``).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from asdkit.evaluation.metrics import METRIC_COLUMNS, floored_hmean, jackknife_i
 from asdkit.experiments.run import ExperimentResult, run_experiment
 from asdkit.io import atomic_write_bytes
 
-__all__ = ["run_seeds", "SeedsResult", "seeds_table", "format_seeds_table", "JACKKNIFE_ROWS"]
+__all__ = ["run_seeds", "SeedsResult", "seeds_table", "format_seeds_table", "summarise_seeds", "JACKKNIFE_ROWS"]
 
 #: Rows of :func:`seeds_table` computed from the seed-averaged values (no standard deviation).
 JACKKNIFE_ROWS = ("95% interval low", "95% interval high")
@@ -53,13 +57,16 @@ class SeedsResult:
     out: Path
 
 
-def seeds_table(runs: dict[int, ExperimentResult]) -> pd.DataFrame:
+def seeds_table(runs) -> pd.DataFrame:
     """Mean and standard deviation across seeds of every value of the runs' results tables.
 
     Parameters
     ----------
-    runs : dict of seed to ExperimentResult
-        Runs of the same systems on the same data.
+    runs : dict of seed to ExperimentResult, or to ``(table, sections)``
+        Runs of the same systems on the same data; ``table`` is a results
+        table (:func:`asdkit.experiments.run.results_table`) and ``sections``
+        maps each system to its per-section evaluation table (columns
+        ``auc_source``, ``auc_target``, ``pauc`` as fractions).
 
     Returns
     -------
@@ -74,16 +81,19 @@ def seeds_table(runs: dict[int, ExperimentResult]) -> pd.DataFrame:
         :data:`~asdkit.evaluation.evaluate.MIN_JACKKNIFE_SECTIONS`
         machine/sections; their ``std`` is NaN.
     """
-    tables = [r.table for r in runs.values() if not r.table.empty]
-    if not tables:
+    pairs = [(r.table, {s: ev.table for s, ev in r.evaluations.items()}) if hasattr(r, "evaluations") else r
+             for r in runs.values()]
+    pairs = [(t, sec) for t, sec in pairs if not t.empty]
+    if not pairs:
         return pd.DataFrame()
-    stacked = np.stack([t.to_numpy(dtype=float) for t in tables])       # (n_seeds, rows, systems)
-    first = tables[0]
-    mean = pd.DataFrame(stacked.mean(axis=0), index=first.index, columns=first.columns)
-    std = pd.DataFrame(stacked.std(axis=0, ddof=1) if len(tables) > 1 else np.full(stacked.shape[1:], np.nan),
-                       index=first.index, columns=first.columns)
-    for system in first.columns:
-        sections = [r.evaluations[system].table for r in runs.values() if system in r.evaluations]
+    first = pairs[0][0]
+    columns = [c for c in first.columns if all(c in t.columns for t, _ in pairs)]
+    stacked = np.stack([t.loc[first.index, columns].to_numpy(dtype=float) for t, _ in pairs])
+    mean = pd.DataFrame(stacked.mean(axis=0), index=first.index, columns=columns)
+    std = pd.DataFrame(stacked.std(axis=0, ddof=1) if len(pairs) > 1 else np.full(stacked.shape[1:], np.nan),
+                       index=first.index, columns=columns)
+    for system in columns:
+        sections = [sec[system] for _, sec in pairs if system in sec]
         values = np.mean([s[list(METRIC_COLUMNS)].to_numpy(dtype=float) for s in sections], axis=0)
         low = high = math.nan
         if len(values) >= MIN_JACKKNIFE_SECTIONS:
@@ -93,7 +103,7 @@ def seeds_table(runs: dict[int, ExperimentResult]) -> pd.DataFrame:
             mean.loc[("official score", row), system] = v
             std.loc[("official score", row), system] = math.nan
     out = pd.concat({"mean": mean, "std": std}, axis=1).swaplevel(axis=1)
-    return out[[(s, k) for s in first.columns for k in ("mean", "std")]]
+    return out[[(s, k) for s in columns for k in ("mean", "std")]]
 
 
 def _cell(mean: float, std: float, metric: str) -> str:
@@ -159,15 +169,65 @@ def run_seeds(data: str | Path, *, seeds: Sequence[int], out: str | Path = "runs
         runs[int(seed)] = run_experiment(data, out=out / f"seed_{seed}", preset=preset, seed=int(seed), log=log,
                                          cache=cache, **kwargs)
     table = seeds_table(runs)
-    if not table.empty:
-        caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seeds {', '.join(map(str, seeds))}: "
-                   "mean ± standard deviation across the seeds (AUC and pAUC in %; official score = harmonic mean "
-                   "of all values; the interval is the leave-one-machine-out jackknife of the seed-averaged values).")
-        atomic_write_bytes(out / "results.csv", table.to_csv().encode())
-        atomic_write_bytes(out / "results.md", _markdown(table, caption).encode())
+    _write(out, table, data, preset, seeds)
     config = {"data": str(Path(data)), "preset": preset, "seeds": seeds,
               "runs": {str(s): str(out / f"seed_{s}") for s in seeds},
               "timings_s": {str(s): round(sum(v.get("fit_s", 0) + v.get("score_s", 0) for v in r.timings.values()), 1)
                             for s, r in runs.items()}}
     atomic_write_bytes(out / "config.json", json.dumps(config, indent=2).encode())
     return SeedsResult(runs=runs, table=table, out=out)
+
+
+def _write(out: Path, table: pd.DataFrame, data, preset: str, seeds) -> None:
+    if table.empty:
+        return
+    caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seeds {', '.join(map(str, seeds))}: "
+               "mean ± standard deviation across the seeds (AUC and pAUC in %; official score = harmonic mean "
+               "of all values; the interval is the leave-one-machine-out jackknife of the seed-averaged values).")
+    atomic_write_bytes(out / "results.csv", table.to_csv().encode())
+    atomic_write_bytes(out / "results.md", _markdown(table, caption).encode())
+
+
+def summarise_seeds(folder: str | Path) -> pd.DataFrame:
+    """:func:`seeds_table` of runs already written below ``folder`` (``seed_<n>/``, one ``asdkit run`` each).
+
+    Reads each seed's ``results.csv`` and each system's ``<system>/results.csv``,
+    checks that the seeds ran the same data and preset (their ``config.json``),
+    and writes ``results.csv`` and ``results.md`` to ``folder`` as :func:`run_seeds` does.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`seeds_table`'s table.
+
+    Raises
+    ------
+    ConfigError
+        No ``seed_<n>/results.csv`` below ``folder``, or seeds of different data or presets.
+    """
+    folder = Path(folder)
+    runs, configs = {}, {}
+    for path in sorted(folder.glob("seed_*/results.csv")):
+        seed_dir = path.parent
+        try:
+            seed = int(seed_dir.name.split("_", 1)[1])
+        except ValueError:
+            continue
+        table = pd.read_csv(path, index_col=[0, 1])
+        sections = {s: pd.read_csv(seed_dir / s / "results.csv") for s in table.columns
+                    if (seed_dir / s / "results.csv").is_file()}
+        runs[seed] = (table, sections)
+        cfg = seed_dir / "config.json"
+        configs[seed] = json.loads(cfg.read_text()) if cfg.is_file() else {}
+    if not runs:
+        raise ConfigError(f"summarise_seeds: no seed_<n>/results.csv below {str(folder)!r}; run "
+                          "'asdkit run ... --seed N --out FOLDER/seed_N' for each seed first.")
+    kinds = {(c.get("data"), c.get("preset")) for c in configs.values()}
+    if len(kinds) > 1:
+        raise ConfigError(f"summarise_seeds: the seeds below {str(folder)!r} ran different data or presets: "
+                          f"{sorted(map(str, kinds))}.")
+    data, preset = next(iter(kinds))
+    runs = dict(sorted(runs.items()))
+    table = seeds_table(runs)
+    _write(folder, table, data or folder.name, preset or "?", list(runs))
+    return table
