@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   - make the venv, install asdkit, run the main job on the embedded quick dataset
+#   make demo   - make the venv, install asdkit, run the main job (every system) on the embedded demo dataset
 #   make test   - make the venv, install asdkit with its test tools, run every test and notebook (what CI runs)
 # and a third is the contributor's lane after every change:
 #   make test-fast - the library tests without the slow ones (no notebooks, no browser): about 2 minutes
@@ -26,7 +26,7 @@ $(BIN)/asdkit: pyproject.toml
 install: $(BIN)/asdkit
 
 demo: install
-	$(BIN)/asdkit demo --data data/quick --out runs/demo
+	$(BIN)/asdkit demo --data data/demo --out runs/demo
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
