@@ -117,23 +117,27 @@ class BaselineConfig:
 #:
 #: ``cpu``: the same network and features, 10 epochs over every vector (10 %
 #: of the paper's epochs). Measured on the embedded paper dataset (4 machine
-#: types), 2026-12-01, official score in % of seeds 0 / 1, MSE and MAHALA (the
-#: organisers' selective Mahalanobis):
+#: types), 2026-12-01, official score in % of seeds 0 / 1 / 2 (mean ± std), MSE
+#: and MAHALA (the organisers' selective Mahalanobis):
 #:
-#: ============================= ============= ============= ==========
-#: training                      MSE           MAHALA        time
-#: ============================= ============= ============= ==========
-#: 10 epochs, every vector       61.43 / 58.66 60.63 / 57.99 1.0
-#: 4 epochs, every vector        58.83 / 58.13 56.79 / 57.38 0.50
-#: 10 epochs, every 3rd vector   55.68 / 57.73 54.45 / 53.39 0.47
-#: ============================= ============= ============= ==========
+#: =========================== ======================== ======================== =====
+#: training                    MSE                      MAHALA                   time
+#: =========================== ======================== ======================== =====
+#: 10 epochs, every vector     61.43 / 58.66 / 60.49    60.63 / 57.99 / 60.12    1.0
+#:                             (60.19 ± 1.41)           (59.58 ± 1.40)
+#: 4 epochs, every vector      58.83 / 58.13 / 59.24    56.79 / 57.38 / 58.96    0.50
+#:                             (58.73 ± 0.56)           (57.71 ± 1.12)
+#: 10 epochs, every 3rd vector 55.68 / 57.73 / 58.21    54.45 / 53.39 / 58.80    0.47
+#:                             (57.21 ± 1.34)           (55.55 ± 2.87)
+#: =========================== ======================== ======================== =====
 #:
-#: (time: wall time relative to the first row, same run, one thread per job).
-#: The seed-to-seed spread of the 10-epoch run is 2.6-2.8 points; training on
-#: every 3rd vector (the earlier ``cpu`` preset) lost 4-6 points of MAHALA and
-#: changed the ranking of the systems, 4 epochs over every vector lost 1.6-2.2;
-#: the full 10 epochs fit the 30-minute budget of all systems, so the preset is
-#: the 10-epoch full-data run itself, at twice the cost of either cheaper choice.
+#: (time: wall time relative to the first row, seeds 0 and 1, one thread per
+#: job). Training on every 3rd vector (the earlier ``cpu`` preset) lost 3.0 and
+#: 4.0 points on average, twice to three times the seed-to-seed spread; 4
+#: epochs over every vector lost 1.5 and 1.9, about one spread. The full 10
+#: epochs fit the 30-minute budget of all systems (about 8 min of it for the
+#: four machine types on one thread), so the preset is the 10-epoch full-data
+#: run itself, at twice the cost of either cheaper choice.
 #: ``quick``: the same network, 5 epochs in batches of 64; trains in about 10 s
 #: on one machine type of the ``quick`` synthetic dataset (70 clips of 6 s,
 #: 12 900 vectors) for tests and notebooks. Why batches of 64: with 256 an epoch
