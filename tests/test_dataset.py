@@ -130,3 +130,26 @@ def test_ground_truth_attributes_fill_labels_and_domains(tmp_path):
 def test_part_from_a_root_inside_eval_data(dcase_root):
     t = scan_root(dcase_root / "eval_data" / "raw")
     assert set(t["part"]) == {"eval"}
+
+
+def test_free_form_attribute_tails_do_not_stop_the_scan(tmp_path):
+    # real DCASE 2021 development names carry tails that are not param_value pairs
+    for i, tail in enumerate(["strength_1_ambient", "strength_2_ambient"]):
+        touch(tmp_path, f"dev_data/raw/pump/train/section_00_source_train_normal_{i:04d}_{tail}.wav")
+    touch(tmp_path, "dev_data/raw/pump/train/section_00_target_train_normal_0000_strength_3_ambient.wav")
+    t = scan_root(tmp_path)
+    assert len(t) == 3 and t.attrs["rejected"] == []
+    assert sorted(a["raw"] for a in t["attributes"]) == ["strength_1_ambient", "strength_2_ambient",
+                                                         "strength_3_ambient"]
+
+
+def test_symbolically_linked_machine_folders_are_followed(tmp_path):
+    elsewhere = tmp_path / "other_disk"
+    touch(elsewhere, "fan/train/section_00_source_train_normal_0000_vel_6.wav")
+    touch(elsewhere, "fan/test/section_00_source_test_anomaly_0000_vel_6.wav")
+    raw = tmp_path / "root" / "dev_data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "fan").symlink_to(elsewhere / "fan", target_is_directory=True)
+    (raw / "loop").symlink_to(tmp_path / "root", target_is_directory=True)      # a cycle is walked once
+    t = scan_root(tmp_path / "root")
+    assert set(t["machine"]) == {"fan"} and sorted(t["split"]) == ["test", "train"]

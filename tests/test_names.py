@@ -1,6 +1,7 @@
 import pytest
 
 from asdkit import FileNameError, format_filename, parse_filename
+from asdkit.data.names import RAW_ATTRIBUTE
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -26,13 +27,23 @@ def test_parse_known_patterns(name, expected):
 
 
 @pytest.mark.parametrize("bad", [
-    "clip.wav", "section_00_source_train_normal_0000_vel.wav",  # odd attribute tokens
-    "section_00_source_train_normal_0000_vel__6.wav", "section_0_source_train_normal_0000.wav",
+    "clip.wav", "section_0_source_train_normal_0000.wav",
     "section_00_source_valid_normal_0000.wav", "section_00_source_train_normal_0000.flac",
 ])
 def test_parse_rejects_unknown_patterns_with_a_clear_message(bad):
     with pytest.raises(FileNameError, match="DCASE|pairs"):
         parse_filename(bad)
+
+
+@pytest.mark.parametrize("name, tail", [
+    ("section_00_source_train_normal_0050_strength_1_ambient.wav", "strength_1_ambient"),   # real DCASE 2021 dev
+    ("section_02_target_test_anomaly_0003_vel.wav", "vel"),
+    ("section_00_source_train_normal_0000_vel__6.wav", "vel__6"),
+])
+def test_free_form_attribute_tails_are_kept_whole(name, tail):
+    c = parse_filename(name)
+    assert c.attributes == {RAW_ATTRIBUTE: tail} and c.has_attributes is True
+    assert (c.domain, c.split) in {("source", "train"), ("target", "test")} and c.pattern == "dcase2021+"
 
 
 def test_format_round_trips():

@@ -18,6 +18,7 @@ searched anywhere below the root or in the folder given as ``ground_truth``.
 from __future__ import annotations
 
 import csv
+import os
 import warnings
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def find_machines(root: str | Path) -> dict[str, list[Path]]:
         raise DatasetError(f"dataset root {str(root)!r} does not exist or is not a folder. "
                            "Pass the folder that holds dev_data/ (or make one with 'asdkit synth ROOT').")
     found: dict[str, list[Path]] = {}
-    candidates = {p.parent.parent for p in root.rglob("*.wav") if p.parent.name in _SPLITS}
+    candidates = set(_split_folders(root))
     for d in sorted(candidates):
         found.setdefault(d.name, []).append(d)
     if not found:
@@ -91,6 +92,24 @@ def find_machines(root: str | Path) -> dict[str, list[Path]]:
             "embedded dataset with 'asdkit synth ROOT'."
         )
     return dict(sorted(found.items()))
+
+
+def _split_folders(root: Path):
+    """Each ``<machine>`` folder below ``root`` with a ``train/`` or ``test/`` folder of wav files.
+
+    Symbolic links to folders are followed (data on another disk linked into the root is the usual set-up
+    on shared servers); a folder reached twice through links is walked once.
+    """
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        here = Path(dirpath)
+        if here.name in _SPLITS and any(f.lower().endswith(".wav") for f in filenames):
+            yield here.parent
 
 
 def read_attributes_csv(path: str | Path) -> dict[str, dict[str, str]]:

@@ -26,9 +26,11 @@ from pathlib import Path
 
 from asdkit.errors import FileNameError
 
-__all__ = ["ClipName", "parse_filename", "format_filename", "parse_attributes", "NO_ATTRIBUTE"]
+__all__ = ["ClipName", "parse_filename", "format_filename", "parse_attributes", "NO_ATTRIBUTE", "RAW_ATTRIBUTE"]
 
 NO_ATTRIBUTE = "noAttribute"
+#: The one key under which a free-form attribute tail that is not ``param_value`` pairs is kept whole.
+RAW_ATTRIBUTE = "raw"
 
 _MODERN = re.compile(
     r"^section_(?P<section>\d{2})_(?P<domain>source|target)_(?P<split>train|test)_"
@@ -60,7 +62,9 @@ class ClipName:
         The running number in the name.
     attributes : dict of str to str
         ``param -> value`` pairs; empty for ``noAttribute`` and for names without
-        attributes.
+        attributes. A tail that does not pair up (real DCASE 2021 development
+        names such as ``..._0050_strength_1_ambient.wav``) is kept whole as
+        ``{"raw": "strength_1_ambient"}`` (:data:`RAW_ATTRIBUTE`).
     has_attributes : bool or None
         False for ``noAttribute``, True where pairs are present, None where the
         naming scheme has no attribute field (2020, 2021, anonymised).
@@ -120,7 +124,9 @@ def parse_filename(name: str | Path) -> ClipName:
     Raises
     ------
     FileNameError
-        If the name follows none of the DCASE patterns.
+        If the name follows none of the DCASE patterns. An attribute tail that
+        is not ``param_value`` pairs does not raise: it is kept whole (see
+        :attr:`ClipName.attributes`).
 
     Examples
     --------
@@ -139,7 +145,11 @@ def parse_filename(name: str | Path) -> ClipName:
         elif attrs_text == NO_ATTRIBUTE:
             attrs, has = {}, False
         else:
-            attrs, has = parse_attributes(attrs_text, file=base), True
+            try:
+                attrs = parse_attributes(attrs_text, file=base)
+            except FileNameError:                    # a free-form tail (DCASE 2021): kept, never guessed at
+                attrs = {RAW_ATTRIBUTE: attrs_text}
+            has = True
         return ClipName(
             file=base,
             section=m.group("section"),
