@@ -121,6 +121,8 @@ class KMeansTargetScorer:
         self.centroids_ = self._centroids(self.source_)
         self.domains_ = dom.astype(str)
         self.embeddings_ = E
+        self.folds_ = None
+        self.folds_ = self._source_folds()
         if self.per_domain:
             if len(self.source_) < 2 or len(self.target_) < 2:
                 raise ConfigError("KMeansTargetScorer(per_domain=True) needs at least two training embeddings of "
@@ -131,6 +133,22 @@ class KMeansTargetScorer:
                                  "target": ScoreNormalizer().fit(dt[is_tgt])}
         return self
 
+    def _source_folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per fold of the source embeddings: their positions and the centroids fitted without them.
+
+        Both the per-domain statistics and both kinds of training scores use these folds; ``fit`` computes
+        them once (``folds_``). A scorer restored from its state recomputes them on demand (k-means is
+        seeded by ``random_state``, so they are the same), without storing them.
+        """
+        if getattr(self, "folds_", None) is not None:
+            return self.folds_
+        E, src_pos = self.embeddings_, np.flatnonzero(self.domains_ != "target")
+        if len(src_pos) < 2:
+            return []
+        rng = np.random.default_rng(int(self.random_state))
+        fold = rng.permutation(len(src_pos)) % min(self.n_folds, len(src_pos))
+        return [(src_pos[fold == f], self._centroids(E[src_pos[fold != f]])) for f in np.unique(fold)]
+
     def _oos_distances(self) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-sample distances of the training embeddings to the source and to the target references.
 
@@ -139,14 +157,8 @@ class KMeansTargetScorer:
         """
         E, is_tgt = self.embeddings_, self.domains_ == "target"
         ds = (1.0 - E @ self.centroids_.T).min(axis=1) if len(self.centroids_) else np.full(len(E), np.inf)
-        src_pos = np.flatnonzero(~is_tgt)
-        if len(src_pos) >= 2:
-            rng = np.random.default_rng(int(self.random_state))
-            fold = rng.permutation(len(src_pos)) % min(self.n_folds, len(src_pos))
-            for f in np.unique(fold):
-                held = src_pos[fold == f]
-                cents = self._centroids(E[src_pos[fold != f]])
-                ds[held] = (1.0 - E[held] @ cents.T).min(axis=1)
+        for held, cents in self._source_folds():
+            ds[held] = (1.0 - E[held] @ cents.T).min(axis=1)
         dt = np.full(len(E), np.inf)
         if len(self.target_):
             d = 1.0 - E @ self.target_.T
@@ -234,14 +246,8 @@ class KMeansTargetScorer:
             pos = np.flatnonzero(is_tgt)
             d[pos, len(self.centroids_) + np.arange(len(pos))] = np.inf
         out = d.min(axis=1)
-        src_pos = np.flatnonzero(~is_tgt)
-        if len(src_pos) >= 2:
-            rng = np.random.default_rng(int(self.random_state))
-            fold = rng.permutation(len(src_pos)) % min(self.n_folds, len(src_pos))
-            for f in np.unique(fold):
-                held = src_pos[fold == f]
-                cents = self._centroids(E[src_pos[fold != f]])
-                out[held] = self._distances(cents, self.target_, E[held]).min(axis=1)
+        for held, cents in self._source_folds():
+            out[held] = self._distances(cents, self.target_, E[held]).min(axis=1)
         if not np.isfinite(out).all():
             raise ConfigError("KMeansTargetScorer: a single training embedding cannot be scored against the "
                               "others; give at least two.")
