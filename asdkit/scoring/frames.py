@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
-from asdkit.scoring.mahalanobis import DOMAINS, StreamingMoments, psd_inverse, domain_array, iter_chunks
+from asdkit.scoring.mahalanobis import DOMAINS, StreamingMoments, domain_chunks, iter_chunks, psd_inverse
 
 __all__ = ["FrameMahalanobisScorer"]
 
@@ -123,29 +123,17 @@ class FrameMahalanobisScorer:
                               "or None.")
         if not 0 <= self.holdout < 1:
             raise ConfigError(f"FrameMahalanobisScorer: holdout={self.holdout!r} must lie in [0, 1).")
-        doms = domain_array(domains)
         moments: dict[str, StreamingMoments] = {}
         sums: dict[str, StreamingMoments] = {}
         vectors = {d: 0 for d in DOMAINS}
         dims = set()
-        i = 0
-        for chunk in iter_chunks(residuals):
-            b = chunk.shape[0]
-            if i + b > doms.size:
-                raise ConfigError(f"got more residual clips than the {doms.size} domains given.")
-            dims.add(chunk.shape[-1])
-            frames = self._blocks(chunk)
-            for d in DOMAINS:
-                sel = np.flatnonzero(doms[i:i + b] == d)
-                if sel.size:
-                    moments.setdefault(d, StreamingMoments(self.block_size)).add(
-                        frames[sel].reshape(-1, self.block_size))
-                    per_vector = chunk[sel].reshape(-1, chunk.shape[-1] // self.block_size, self.block_size)
-                    sums.setdefault(d, StreamingMoments(self.block_size)).add(per_vector.sum(axis=1))
-                    vectors[d] += sel.size * chunk.shape[1]
-            i += b
-        if i != doms.size:
-            raise ConfigError(f"got {i} residual clips for {doms.size} domains.")
+        for d, clips in domain_chunks(residuals, domains):
+            dims.add(clips.shape[-1])
+            moments.setdefault(d, StreamingMoments(self.block_size)).add(
+                self._blocks(clips).reshape(-1, self.block_size))
+            per_vector = clips.reshape(-1, clips.shape[-1] // self.block_size, self.block_size)
+            sums.setdefault(d, StreamingMoments(self.block_size)).add(per_vector.sum(axis=1))
+            vectors[d] += clips.shape[0] * clips.shape[1]
         if not moments:
             raise ConfigError("FrameMahalanobisScorer.fit got no training residuals.")
         if len(dims) != 1:

@@ -22,7 +22,7 @@ import torch
 
 from asdkit.errors import ConfigError, NotFittedError
 
-__all__ = ["DOMAINS", "iter_chunks", "check_dim", "domain_array", "StreamingMoments", "MSEScorer",
+__all__ = ["DOMAINS", "iter_chunks", "domain_chunks", "check_dim", "domain_array", "StreamingMoments", "MSEScorer",
            "MahalanobisScorer", "SelectiveMahalanobisScorer", "COVARIANCES", "psd_inverse"]
 
 #: Domain names, in the order of the per-domain statistics.
@@ -50,6 +50,32 @@ def iter_chunks(residuals) -> Iterator[np.ndarray]:
             raise ConfigError("expected embeddings (n, dim), vectors per clip (n_clips, n_vectors, dim) or clips "
                               f"of shape (n_vectors, dim), got an item of shape {r.shape}.")
         yield r.astype(np.float32, copy=False)
+
+
+def domain_chunks(residuals, domains) -> Iterator[tuple[str, np.ndarray]]:
+    """``(domain, clips)`` for each chunk of :func:`iter_chunks` and each domain present in it, in order.
+
+    ``clips`` has shape (n, n_vectors, dim): the chunk's clips of that domain. The per-domain scorers'
+    ``fit`` read their training residuals through this, once.
+
+    Raises
+    ------
+    ConfigError
+        An unknown domain, or more or fewer clips than domains.
+    """
+    doms = domain_array(domains)
+    i = 0
+    for chunk in iter_chunks(residuals):
+        b = chunk.shape[0]
+        if i + b > doms.size:
+            raise ConfigError(f"got more residual clips than the {doms.size} domains given.")
+        for d in DOMAINS:
+            sel = np.flatnonzero(doms[i:i + b] == d)
+            if sel.size:
+                yield d, chunk[sel]
+        i += b
+    if i != doms.size:
+        raise ConfigError(f"got {i} residual clips for {doms.size} domains.")
 
 
 def check_dim(scorer, dim: int) -> None:
@@ -286,26 +312,14 @@ class SelectiveMahalanobisScorer:
         """
         if self.covariance not in COVARIANCES:
             raise ConfigError(f"covariance={self.covariance!r}: choose 'ledoit_wolf' or 'empirical'.")
-        doms = domain_array(domains)
         moments: dict[str, StreamingMoments] = {}
-        i = 0
-        for chunk in iter_chunks(residuals):
-            b = chunk.shape[0]
-            if i + b > doms.size:
-                raise ConfigError(f"got more residual clips than the {doms.size} domains given.")
-            for d in DOMAINS:
-                sel = np.flatnonzero(doms[i:i + b] == d)
-                if sel.size == 0:
-                    continue
-                m = moments.get(d)
-                if m is None:
-                    m = moments[d] = StreamingMoments(chunk.shape[-1])
-                elif m.s1.size != chunk.shape[-1]:
-                    raise ConfigError("all residuals must have the same dimension.")
-                m.add(chunk[sel].reshape(-1, chunk.shape[-1]))
-            i += b
-        if i != doms.size:
-            raise ConfigError(f"got {i} residual clips for {doms.size} domains.")
+        for d, clips in domain_chunks(residuals, domains):
+            m = moments.get(d)
+            if m is None:
+                m = moments[d] = StreamingMoments(clips.shape[-1])
+            elif m.s1.size != clips.shape[-1]:
+                raise ConfigError("all residuals must have the same dimension.")
+            m.add(clips.reshape(-1, clips.shape[-1]))
         if not moments:
             raise ConfigError("SelectiveMahalanobisScorer.fit got no training residuals.")
         self.domains_ = tuple(d for d in DOMAINS if d in moments)
