@@ -2,13 +2,14 @@
 
 Subcommands::
 
-    asdkit synth ROOT [--preset quick|paper] [--seed N] [--machines ...]
-    asdkit download ROOT [--parts dev train test] [--machines ...] [--mirror URL] [--list]
+    asdkit synth ROOT [--preset quick|paper] [--seed N] [--machines ...] [--year 2025|2026]
+    asdkit download ROOT [--year 2024|2025|2026] [--parts dev train test] [--machines ...] [--mirror URL] [--list]
     asdkit info ROOT
     asdkit prepare ROOT --out DIR [--features quick|paper] [--cache DIR] [--device cpu|cuda]
     asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
     asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...] [--cache DIR]
-               [--seed N | --seeds N...] [--threads N] [--save-models]
+               [--seed N | --seeds N...] [--threads N] [--save-models] [--channels auto|near|far|both|denoised]
+               [--supplemental machine noise]
     asdkit seeds FOLDER
     asdkit score --model DIR (--data ROOT | --clips WAV...) --out DIR [--score NAME]
     asdkit systems
@@ -25,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from asdkit.data.channels import CHANNELS
 from asdkit.errors import AsdkitError
 
 __all__ = ["main", "build_parser"]
@@ -50,7 +52,7 @@ def cmd_synth(args) -> int:
 
     t0 = time.perf_counter()
     table = synthesize(args.root, preset=args.preset, seed=args.seed, machines=args.machines,
-                       progress=_progress())
+                       progress=_progress(), year=args.year)
     print(summarize(table).to_string())
     print(f"\nwrote {len(table)} clips of {table['machine'].nunique()} machine types under "
           f"{args.root} in {time.perf_counter() - t0:.1f} s")
@@ -61,11 +63,11 @@ def cmd_download(args) -> int:
     from asdkit.data.download import download, plan_downloads
 
     if args.list:
-        for item in plan_downloads(parts=args.parts, machines=args.machines, mirror=args.mirror):
+        for item in plan_downloads(parts=args.parts, machines=args.machines, mirror=args.mirror, year=args.year):
             print(f"{item.part:5s} {item.machine:15s} {item.url}")
         return 0
     dirs = download(args.root, parts=args.parts, machines=args.machines, mirror=args.mirror,
-                    progress=_progress(), retries=args.retries)
+                    progress=_progress(), retries=args.retries, year=args.year)
     for d in dirs:
         print(d)
     return 0
@@ -124,7 +126,8 @@ def cmd_run(args) -> int:
     res = run_experiment(args.data, systems=args.system, preset=args.preset, out=args.out,
                          machines=args.machines, device=_device(args.device), seed=args.seed,
                          progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None),
-                         save_models=getattr(args, "save_models", False))
+                         save_models=getattr(args, "save_models", False), channels=getattr(args, "channels", "auto"),
+                         supplemental=getattr(args, "supplemental", None) or ())
     if not res.table.empty:
         print()
         print(format_table(res.table))
@@ -140,7 +143,8 @@ def _run_seeds(args) -> int:
     res = run_seeds(args.data, seeds=args.seeds, systems=args.system, preset=args.preset, out=args.out,
                     machines=args.machines, device=_device(args.device), progress=_progress(),
                     plots=not args.no_plots, cache=getattr(args, "cache", None),
-                    save_models=getattr(args, "save_models", False))
+                    save_models=getattr(args, "save_models", False), channels=getattr(args, "channels", "auto"),
+                    supplemental=getattr(args, "supplemental", None) or ())
     if not res.table.empty:
         print()
         print(format_seeds_table(res.table))
@@ -214,13 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "paper (DCASE sizes)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--machines", nargs="+", help="only these machine types")
+    s.add_argument("--year", type=int, choices=[2024, 2025, 2026],
+                   help="2024 (default): mono clips; 2025: the same clips plus supplemental/ machine-only and "
+                        "noise-only clips; 2026: two-channel clips (near, far microphone) with noise scenes by domain")
     s.set_defaults(func=cmd_synth)
 
-    d = sub.add_parser("download", help="download DCASE 2024 Task 2 zips from Zenodo and unpack them")
+    d = sub.add_parser("download", help="download DCASE Task 2 zips (2024, 2025 or 2026) from Zenodo and unpack them")
     d.add_argument("root", type=Path, help="dataset root (dev_data/ and eval_data/ are made below it)")
     d.add_argument("--parts", nargs="+", default=["dev"], help="dev, train (additional training), test (eval)")
     d.add_argument("--machines", nargs="+", help="only these machine types (default: all of each part)")
     d.add_argument("--mirror", help="base URL to download from instead of Zenodo")
+    d.add_argument("--year", type=int, default=2024, choices=[2024, 2025, 2026],
+                   help="DCASE year (default 2024); keep one root per year")
     d.add_argument("--retries", type=int, default=3)
     d.add_argument("--list", action="store_true", help="print what would be downloaded and stop")
     d.set_defaults(func=cmd_download)
@@ -255,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", type=Path, required=True)
     u.add_argument("--machines", nargs="+")
     u.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    u.add_argument("--channels", default="auto", choices=list(CHANNELS),
+                   help="which microphone(s) the models read: auto (mono clips as they are, the near microphone of "
+                        "DCASE 2026 two-channel clips, as the organisers), mono (refuse two-channel clips), near, far, "
+                        "both (far as a second input channel) or denoised (near with the far one's noise cancelled)")
+    u.add_argument("--supplemental", nargs="+", choices=["machine", "noise"],
+                   help="use DCASE 2025 supplemental clips in training: machine (machine-only clips as extra normals), "
+                        "noise (half the training clips mixed with noise-only clips at 5-15 dB)")
     seeds = u.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=0)
     seeds.add_argument("--seeds", type=int, nargs="+", help="several seeds, each run in OUT/seed_<n>/; the table "

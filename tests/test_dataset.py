@@ -153,3 +153,79 @@ def test_symbolically_linked_machine_folders_are_followed(tmp_path):
     (raw / "loop").symlink_to(tmp_path / "root", target_is_directory=True)      # a cycle is walked once
     t = scan_root(tmp_path / "root")
     assert set(t["machine"]) == {"fan"} and sorted(t["split"]) == ["test", "train"]
+
+
+# --------------------------------------------------------------------------- DCASE 2025 and 2026
+
+
+@pytest.fixture
+def root_2025(tmp_path):
+    """A 2025 development machine folder with supplemental clips of both kinds."""
+    dev = "dev_data/raw/fan"
+    for i in range(2):
+        touch(tmp_path, f"{dev}/train/section_00_source_train_normal_{i:04d}_noAttribute.wav")
+        touch(tmp_path, f"{dev}/supplemental/section_00_machine_source_{i:04d}_noAttribute.wav")
+        touch(tmp_path, f"{dev}/supplemental/section_00_noise_source_{i:04d}_noAttribute.wav")
+    touch(tmp_path, f"{dev}/supplemental/section_00_machine_0100_.wav")         # the organisers' listing
+    touch(tmp_path, f"{dev}/test/section_00_target_test_anomaly_0000_noAttribute.wav")
+    return tmp_path
+
+
+def test_supplemental_clips_are_their_own_split(root_2025):
+    t = scan_root(root_2025)
+    sup = t[t["split"] == "supplemental"]
+    assert len(sup) == 5 and set(sup["label"]) == {"machine", "noise"}
+    assert set(sup["pattern"]) == {"supplemental"}
+    # never a training normal, never a test clip
+    assert set(t[t["split"] == "train"]["label"]) == {"normal"} and len(t[t["split"] == "train"]) == 2
+    assert len(t[t["split"] == "test"]) == 1
+    assert summarize(t).loc[("fan", "dev", "supplemental"), "total"] == 5
+
+
+@pytest.mark.parametrize("folder, name, words", [
+    ("test", "section_00_noise_source_0000_noAttribute.wav", "supplemental .*noise-only.* test clip"),
+    ("train", "section_00_machine_source_0003_noAttribute.wav", "training normal"),
+    ("supplemental", "section_00_source_train_normal_0009_noAttribute.wav", "not named as a supplemental"),
+])
+def test_supplemental_clip_in_the_wrong_folder(root_2025, folder, name, words):
+    bad = touch(root_2025, f"dev_data/raw/fan/{folder}/{name}")
+    with pytest.raises(FileNameError, match=words):
+        scan_root(root_2025)
+    with pytest.warns(UserWarning, match="skipped"):
+        t = scan_root(root_2025, strict=False)
+    assert t.attrs["rejected"] == [str(bad)] and str(bad.resolve()) not in set(t["path"])
+
+
+def test_clip_table_of_paths_keeps_supplemental_apart(root_2025):
+    from asdkit.data.dataset import clip_table
+
+    sup = sorted((root_2025 / "dev_data/raw/fan/supplemental").iterdir())
+    t = clip_table(sup)
+    assert set(t["split"]) == {"supplemental"} and set(t["machine"]) == {"fan"}
+    wrong = touch(root_2025, "dev_data/raw/fan/test/section_00_machine_source_0007_noAttribute.wav")
+    with pytest.raises(FileNameError, match="supplemental"):
+        clip_table([wrong])
+
+
+def test_eval_data_list_of_2025_joins_labels_and_domains(tmp_path):
+    # the organisers' datasets/eval_data_list_2025.csv: a machine line, then anonymised,original rows
+    for i in range(3):
+        touch(tmp_path, f"eval_data/raw/AutoTrash/test/section_00_{i:04d}.wav")
+    touch(tmp_path, "eval_data/raw/ToyPet/test/section_00_0000.wav")
+    (tmp_path / "eval_data_list_2025.csv").write_text(
+        "AutoTrash\n"
+        "section_00_0000.wav,section_00_target_test_anomaly_0012_id_C1_spd_2_mic_2.wav\n"
+        "section_00_0001.wav,section_00_target_test_normal_0031_id_C1_spd_2_mic_2.wav\n"
+        "section_00_0002.wav,section_00_source_test_normal_0031_id_B2_spd_1_mic_2.wav\n"
+        "ToyPet\n"
+        "section_00_0000.wav,section_00_source_test_anomaly_0001_noAttribute.wav\n")
+    t = scan_root(tmp_path).set_index(["machine", "file"])
+    assert t.loc[("AutoTrash", "section_00_0000.wav"), ["label", "domain"]].tolist() == ["anomaly", "target"]
+    assert t.loc[("AutoTrash", "section_00_0002.wav"), ["label", "domain"]].tolist() == ["normal", "source"]
+    assert t.loc[("ToyPet", "section_00_0000.wav"), ["label", "domain"]].tolist() == ["anomaly", "source"]
+
+
+def test_2026_names_carry_the_noise_scene(tmp_path):
+    touch(tmp_path, "dev_data/raw/ToyCarEmu/test/section_00_source_test_normal_0000_car_A2_spd_28V_mic_1_noise_1.wav")
+    t = scan_root(tmp_path)
+    assert t["attributes"][0] == {"car": "A2", "spd": "28V", "mic": "1", "noise": "1"}

@@ -468,3 +468,60 @@ def test_download_unknown_machine_makes_nothing(tmp_path):
     with pytest.raises(ConfigError, match="toaster"):
         dl.download(tmp_path / "data", machines=["toaster"])
     assert not (tmp_path / "data").exists()
+
+
+# --------------------------------------------------------------------------- other years
+
+
+def test_plan_2025_and_2026_records_and_names():
+    dev25 = dl.plan_downloads(parts="dev", year=2025)
+    assert [i.machine for i in dev25] == ["ToyCar", "ToyTrain", "bearing", "fan", "gearbox", "slider", "valve"]
+    assert dev25[0].url == "https://zenodo.org/records/15097779/files/dev_ToyCar.zip"
+    ev25 = {(i.machine, i.part): i.url for i in dl.plan_downloads(parts=("train", "test"), year=2025)}
+    assert ev25["CoffeeGrinder", "train"] == "https://zenodo.org/records/15392814/files/eval_data_CoffeeGrinder_train.zip"
+    assert ev25["ToyRCCar", "test"] == "https://zenodo.org/records/15519362/files/eval_data_ToyRCCar_test.zip"
+    assert len(ev25) == 2 * 8
+    dev26 = {i.machine: i for i in dl.plan_downloads(parts="dev", year=2026)}
+    assert dev26["ToyCar"].filename == "dev_ToyCar_r2.zip"      # re-released
+    assert dev26["ToyCar"].url == "https://zenodo.org/records/19336329/files/dev_ToyCar_r2.zip"
+    assert dev26["valveEmu"].filename == "dev_valveEmu.zip"
+    tr26 = dl.plan_downloads(parts="train", machines=["sander"], year=2026)
+    assert tr26[0].url == "https://zenodo.org/records/20151556/files/eval_data_Sander_train.zip"
+    assert tr26[0].dest_subdir == "eval_data/raw"
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"year": 2019}, "2024, 2025, 2026"),
+    ({"year": 2025, "machines": ["3DPrinter"]}, "DCASE 2025"),     # a 2024 machine asked of 2025
+    ({"year": 2026, "machines": ["gearbox"]}, "gearboxEmu"),
+])
+def test_plan_errors_of_other_years(kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        dl.plan_downloads(**kwargs)
+
+
+def test_download_2025_with_supplemental_then_refuse_another_year(server, tmp_path, rng):
+    members = make_machine_zip(server.folder / "dev_fan.zip", "fan", rng)
+    sup = {"fan/supplemental/section_00_machine_source_0000_noAttribute.wav": _wav_bytes(rng),
+           "fan/supplemental/section_00_noise_source_0000_noAttribute.wav": _wav_bytes(rng)}
+    with zipfile.ZipFile(server.folder / "dev_fan.zip", "a") as zf:
+        for name, data in sup.items():
+            zf.writestr(name, data)
+    root = tmp_path / "d25"
+    out = dl.download(root, parts="dev", machines="fan", mirror=server.url, progress=False, year=2025)
+    _assert_unpacked(out[0], {**members, **sup})
+    assert (root / ".downloads" / "year").read_text().strip() == "2025"
+    # the zips of the years share names: a root of one year is never filled with another's
+    with pytest.raises(ConfigError, match="holds DCASE 2025.*root of its own"):
+        dl.download(root, parts="dev", machines="fan", mirror=server.url, progress=False, year=2024)
+    # a second run of the same year: no network
+    n = len(server.requests)
+    dl.download(root, parts="dev", machines="fan", mirror=server.url, progress=False, year=2025)
+    assert len(server.requests) == n
+
+
+def test_cli_download_list_of_2026(capsys):
+    from asdkit.cli import main
+
+    assert main(["download", "unused", "--year", "2026", "--parts", "dev", "--machines", "ToyCar", "--list"]) == 0
+    assert "dev_ToyCar_r2.zip" in capsys.readouterr().out

@@ -61,3 +61,15 @@ def test_format_rejects_bad_fields(kwargs):
     base = dict(section=0, domain="source", split="train", label="normal", index=0)
     with pytest.raises(FileNameError):
         format_filename(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize("name, label, domain, index", [
+    ("section_00_machine_source_0000_noAttribute.wav", "machine", "source", 0),
+    ("section_00_noise_source_0042_noAttribute.wav", "noise", "source", 42),
+    ("section_00_machine_0100_.wav", "machine", None, 100),
+    ("section_01_noise_target_0003.wav", "noise", "target", 3),
+])
+def test_supplemental_names_of_2025(name, label, domain, index):
+    c = parse_filename(name)
+    assert (c.split, c.label, c.domain, c.index, c.pattern) == ("supplemental", label, domain, index, "supplemental")
+    assert c.attributes == {}

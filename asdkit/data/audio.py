@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asdkit.data.channels import select_channels
 from asdkit.errors import AudioError, ConfigError
 
 __all__ = ["SAMPLE_RATE", "load_clip", "standardize", "segment", "segment_starts"]
@@ -19,8 +20,8 @@ SAMPLE_RATE = 16000
 
 
 def load_clip(path: str | Path, *, sr: int = SAMPLE_RATE, resample: bool = False,
-              channel: int | None = None, min_seconds: float = 2.0) -> np.ndarray:
-    """Read one clip as a validated mono float32 waveform.
+              channel: int | None = None, channels: str | None = None, min_seconds: float = 2.0) -> np.ndarray:
+    """Read one clip as a validated float32 waveform.
 
     Parameters
     ----------
@@ -32,20 +33,24 @@ def load_clip(path: str | Path, *, sr: int = SAMPLE_RATE, resample: bool = False
         If the file's rate differs from ``sr``: False refuses with an
         :class:`AudioError`; True resamples with :func:`librosa.resample`.
     channel : int, optional
-        For a multi-channel file, the channel to keep (0 = first). By default a
-        multi-channel file is refused, since DCASE clips are mono and a stereo file
-        usually means a wrong file.
+        For a multi-channel file, the channel to keep (0 = first), whatever it holds.
+    channels : str, optional
+        The channel policy of :mod:`asdkit.data.channels`: ``"auto"``, ``"mono"``,
+        ``"near"``, ``"far"``, ``"both"`` or ``"denoised"`` (the near microphone with
+        the far one's noise cancelled). Every model reads clips through it. With
+        neither ``channel`` nor ``channels`` a multi-channel file is refused.
     min_seconds : float, default 2.0
         Refuse clips shorter than this (one segment of the default features).
 
     Returns
     -------
-    ndarray of shape (n_samples,), float32
+    ndarray of shape (n_samples,), or (2, n_samples) for ``channels="both"``; float32
 
     Raises
     ------
     AudioError
         Missing, empty or corrupt file; wrong sample rate without ``resample``;
+        a channel policy the file cannot meet (see :mod:`asdkit.data.channels`);
         several channels without ``channel``; shorter than ``min_seconds``;
         NaN or infinite samples. The message names the file and the fix.
     """
@@ -63,10 +68,18 @@ def load_clip(path: str | Path, *, sr: int = SAMPLE_RATE, resample: bool = False
     if data.shape[0] == 0:
         raise AudioError(f"{str(path)!r}: the file holds no samples. Delete it and re-download or "
                          "re-generate the dataset.")
-    if data.shape[1] > 1:
+    if channels is not None:
+        if not np.all(np.isfinite(data)):
+            raise AudioError(f"{str(path)!r}: holds NaN or infinite samples. The file is damaged: "
+                             "re-download or re-generate it.")
+        if channel is not None:
+            raise ConfigError("load_clip: pass channel (an index) or channels (a policy), not both.")
+        y = select_channels(data, channels, path=str(path))
+    elif data.shape[1] > 1:
         if channel is None:
             raise AudioError(f"{str(path)!r}: has {data.shape[1]} channels, DCASE clips are mono. "
-                             "Pass channel=0 (or another index) to keep one channel.")
+                             "Pass channel=0 (or another index) to keep one channel, or a channel policy "
+                             "channels='auto'|'near'|'far'|'both'|'denoised' (DCASE 2026 near/far microphones).")
         if not 0 <= channel < data.shape[1]:
             raise ConfigError(f"channel={channel} is out of range for {str(path)!r}, "
                               f"which has {data.shape[1]} channels.")
@@ -82,9 +95,9 @@ def load_clip(path: str | Path, *, sr: int = SAMPLE_RATE, resample: bool = False
                              "Pass resample=True to resample it, or convert the file.")
         import librosa
 
-        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr).astype(np.float32)
-    if y.shape[0] < int(round(min_seconds * sr)):
-        raise AudioError(f"{str(path)!r}: is {y.shape[0] / sr:.2f} s long, shorter than the "
+        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, axis=-1).astype(np.float32)
+    if y.shape[-1] < int(round(min_seconds * sr)):
+        raise AudioError(f"{str(path)!r}: is {y.shape[-1] / sr:.2f} s long, shorter than the "
                          f"{min_seconds:g} s needed. Remove it from the dataset or lower min_seconds.")
     return np.ascontiguousarray(y, dtype=np.float32)
 

@@ -14,10 +14,20 @@ ground_truth_<machine>_section_<ss>_test.csv`` (``file,0|1``; 1 = anomaly) and
 ``ground_truth_domain/ground_truth_<machine>_section_<ss>_test.csv``
 (``file,0|1`` with 0 = source, 1 = target; the words are accepted too),
 searched anywhere below the root or in the folder given as ``ground_truth``.
+The organisers' ``eval_data_list_<year>.csv`` of the 2025 and 2026 baseline
+(a line naming the machine type, then ``anonymised,original-name`` rows; their
+``rename_eval_wav.py`` reads it) gives label and domain through the original
+names in the same way.
+
+DCASE 2025 machine folders may hold a ``supplemental/`` folder of
+machine-only and noise-only clips: they get the split ``"supplemental"`` and
+their kind as label, so they are never taken for training normals or test
+clips (a supplemental name in ``train/`` or ``test/`` is an error).
 """
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -37,6 +47,8 @@ COLUMNS = [
 ]
 
 _SPLITS = ("train", "test")
+#: The folders of a machine folder that hold clips: the splits and the 2025 supplemental clips.
+_FOLDERS = (*_SPLITS, "supplemental")
 
 
 def _part_of(machine_dir: Path, root: Path) -> str:
@@ -58,8 +70,8 @@ def _part_of(machine_dir: Path, root: Path) -> str:
 def find_machines(root: str | Path) -> dict[str, list[Path]]:
     """Find the machine folders below a DCASE-layout root.
 
-    A machine folder is one that holds a ``train`` or ``test`` subfolder with
-    ``.wav`` files in it.
+    A machine folder is one that holds a ``train``, ``test`` or ``supplemental``
+    subfolder with ``.wav`` files in it.
 
     Parameters
     ----------
@@ -108,7 +120,7 @@ def _split_folders(root: Path):
             continue
         seen.add(real)
         here = Path(dirpath)
-        if here.name in _SPLITS and any(f.lower().endswith(".wav") for f in filenames):
+        if here.name in _FOLDERS and any(f.lower().endswith(".wav") for f in filenames):
             yield here.parent
 
 
@@ -153,6 +165,21 @@ def _read_truth(path: Path) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _read_eval_list(path: str, mtime_ns: int) -> dict[str, dict[str, str]]:
+    """An organisers' ``eval_data_list_<year>.csv``: machine -> {anonymised name: original name}."""
+    out: dict[str, dict[str, str]] = {}
+    machine = None
+    with open(path, newline="") as fh:
+        for row in csv.reader(fh):
+            cells = [c.strip() for c in row if c.strip()]
+            if len(cells) == 1:
+                machine = cells[0]
+            elif len(cells) >= 2 and machine is not None:
+                out.setdefault(machine, {})[cells[0]] = cells[1]
+    return out
+
+
 def _ground_truth(root: Path, ground_truth: Path | None, machine: str, section: str):
     """Return (labels, domains) dicts for a machine/section, either possibly empty.
 
@@ -178,10 +205,29 @@ def _ground_truth(root: Path, ground_truth: Path | None, machine: str, section: 
                 except FileNameError:
                     continue
                 from_names[f] = (c.label, c.domain)
+    for p in sorted(Path(base).rglob("eval_data_list_*.csv")):
+        for f, full in _read_eval_list(str(p), p.stat().st_mtime_ns).get(machine, {}).items():
+            try:
+                c = parse_filename(full)
+            except FileNameError:
+                continue
+            if c.section == section:
+                from_names.setdefault(f, (c.label, c.domain))
     for f, (label, domain) in from_names.items():
         labels.setdefault(f, label)
         domains.setdefault(f, domain)
     return labels, domains
+
+
+def _check_folder(c, folder: str) -> None:
+    """A supplemental clip lives in ``supplemental/`` and nothing else does: neither is ever taken for the other."""
+    if (c.pattern == "supplemental") != (folder == "supplemental"):
+        if folder == "supplemental":
+            raise FileNameError(f"{c.file!r} is in a supplemental/ folder but is not named as a supplemental clip "
+                                "('section_SS_{machine|noise}_[source_]NNNN[_attrs].wav'). Move it to train/ or test/.")
+        raise FileNameError(f"{c.file!r} is a supplemental ({c.label}-only) clip in a {folder}/ folder: it would be "
+                            f"taken for a {'training normal' if folder == 'train' else 'test clip'}. Move it to the "
+                            "machine's supplemental/ folder.")
 
 
 def _row(path: Path, c, machine: str, part: str, split: str | None, **known) -> dict:
@@ -237,13 +283,14 @@ def scan_root(root: str | Path, *, machines: list[str] | None = None, strict: bo
             for p in sorted(mdir.glob("attributes_*.csv")):
                 attr_csv.update(read_attributes_csv(p))
             truth_cache: dict[str, tuple[dict, dict]] = {}
-            for split in _SPLITS:
+            for split in _FOLDERS:
                 sdir = mdir / split
                 if not sdir.is_dir():
                     continue
                 for wav in sorted(sdir.glob("*.wav")):
                     try:
                         c = parse_filename(wav.name)
+                        _check_folder(c, split)
                     except FileNameError as e:
                         if strict:
                             raise FileNameError(f"{wav}: {e}") from None
@@ -356,8 +403,14 @@ def clip_table(clips, *, name: str = "clips") -> pd.DataFrame:
             c = parse_filename(path.name)
         except FileNameError as e:
             raise FileNameError(f"{path}: {e}") from None
-        split = path.parent.name if path.parent.name in _SPLITS else None
-        machine = path.parent.parent.name if split else path.parent.name
+        split = path.parent.name if path.parent.name in _FOLDERS else None
+        if split is not None:
+            try:
+                _check_folder(c, split)
+            except FileNameError as e:
+                raise FileNameError(f"{path}: {e}") from None
+        split = split or c.split
+        machine = path.parent.parent.name if path.parent.name in _FOLDERS else path.parent.name
         rows.append(_row(path, c, machine, _part_of(path.parent.parent, path.parent.parent), split))
     return pd.DataFrame(rows, columns=COLUMNS)
 

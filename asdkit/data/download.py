@@ -1,4 +1,8 @@
-"""Download and unpack the DCASE 2024 Task 2 data from Zenodo.
+"""Download and unpack the DCASE Task 2 data (2024, 2025, 2026) from Zenodo.
+
+Which files each year has is listed in :mod:`asdkit.data.releases`; the year
+is chosen with ``year=`` (``--year`` on the command line), 2024 by default.
+Keep one root per year: the zips of different years share names.
 
 Three steps, each usable alone:
 
@@ -54,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
+from asdkit.data.releases import RELEASES, release
 from asdkit.errors import ConfigError, DownloadError
 
 __all__ = [
@@ -69,11 +74,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Development machine types of DCASE 2024 Task 2 (part ``"dev"``).
-DEV_MACHINES: tuple[str, ...] = ("bearing", "fan", "gearbox", "slider", "ToyCar", "ToyTrain", "valve")
+#: Development machine types of DCASE 2024 Task 2 (part ``"dev"``); other years: :mod:`asdkit.data.releases`.
+DEV_MACHINES: tuple[str, ...] = RELEASES[2024].dev_machines
 #: Evaluation machine types of DCASE 2024 Task 2 (parts ``"train"`` and ``"test"``).
-EVAL_MACHINES: tuple[str, ...] = ("3DPrinter", "AirCompressor", "Scanner", "ToyCircuit", "HoveringDrone",
-                                  "HairDryer", "ToothBrush", "RoboticArm", "BrushlessMotor")
+EVAL_MACHINES: tuple[str, ...] = RELEASES[2024].eval_machines
 #: Part name -> what it is. ``"dev"``: development data (train + test);
 #: ``"train"``: additional training data of the evaluation machines;
 #: ``"test"``: evaluation test data (anonymised clips).
@@ -83,14 +87,7 @@ PARTS: dict[str, str] = {
     "test": "evaluation test data of the eval machines",
 }
 
-_ZENODO = {
-    "dev": "https://zenodo.org/record/10902294/files",
-    "train": "https://zenodo.org/records/11259435/files",
-    "test": "https://zenodo.org/records/11363076/files",
-}
 _DEST_SUBDIR = {"dev": "dev_data/raw", "train": "eval_data/raw", "test": "eval_data/raw"}
-#: Eval machines whose additional training zip was re-released as ``..._train_r2.zip``.
-_TRAIN_R2 = frozenset({"3DPrinter", "RoboticArm"})
 
 #: Base of the pause between attempts, in seconds (doubled each time, at most 30 s).
 RETRY_BACKOFF_S: float = 1.0
@@ -128,14 +125,6 @@ class DownloadItem:
 # --------------------------------------------------------------------------- planning
 
 
-def _filename(machine: str, part: str) -> str:
-    if part == "dev":
-        return f"dev_{machine}.zip"
-    if part == "train":
-        return f"eval_data_{machine}_train{'_r2' if machine in _TRAIN_R2 else ''}.zip"
-    return f"eval_data_{machine}_test.zip"
-
-
 def _as_tuple(value, what: str) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
@@ -150,7 +139,7 @@ def _as_tuple(value, what: str) -> tuple[str, ...]:
 
 
 def plan_downloads(parts: str | Iterable[str] = ("dev",), machines: str | Iterable[str] | None = None,
-                   mirror: str | None = None) -> list[DownloadItem]:
+                   mirror: str | None = None, *, year: int | None = None) -> list[DownloadItem]:
     """List the zips to download for the chosen parts and machines.
 
     No network access: this only looks the names up in the table of what the
@@ -170,6 +159,9 @@ def plan_downloads(parts: str | Iterable[str] = ("dev",), machines: str | Iterab
     mirror : str, optional
         Base URL (``http://`` or ``https://``) that replaces the Zenodo record:
         each URL becomes ``mirror.rstrip("/") + "/" + filename``.
+    year : int, optional
+        The DCASE year, one of :data:`asdkit.data.releases.RELEASES` (2024, 2025,
+        2026); default 2024.
 
     Returns
     -------
@@ -190,6 +182,7 @@ def plan_downloads(parts: str | Iterable[str] = ("dev",), machines: str | Iterab
     >>> plan_downloads(parts="dev", machines="fan", mirror="http://127.0.0.1:8000/z/")[0].url
     'http://127.0.0.1:8000/z/dev_fan.zip'
     """
+    rel = release(year)
     parts_t = _as_tuple(parts, "parts")
     if not parts_t:
         raise ConfigError(f"parts is empty; choose from {list(PARTS)}")
@@ -204,7 +197,7 @@ def plan_downloads(parts: str | Iterable[str] = ("dev",), machines: str | Iterab
             raise ConfigError(f"mirror must be an http:// or https:// base URL, got {mirror!r}")
 
     def table(part: str) -> tuple[str, ...]:
-        return DEV_MACHINES if part == "dev" else EVAL_MACHINES
+        return rel.machines(part)
 
     if machines is None:
         chosen = None
@@ -212,16 +205,16 @@ def plan_downloads(parts: str | Iterable[str] = ("dev",), machines: str | Iterab
         wanted = _as_tuple(machines, "machines")
         if not wanted:
             raise ConfigError("machines is empty; pass None for every machine of the chosen parts")
-        known = {m.lower(): m for m in DEV_MACHINES + EVAL_MACHINES}
+        known = {m.lower(): m for m in rel.dev_machines + rel.eval_machines}
         unknown = [m for m in wanted if m.lower() not in known]
         if unknown:
-            raise ConfigError(f"unknown machine type(s) {unknown}; valid machines are "
-                              f"dev: {list(DEV_MACHINES)}, eval: {list(EVAL_MACHINES)}")
+            raise ConfigError(f"unknown machine type(s) {unknown} for DCASE {rel.year}; valid machines are "
+                              f"dev: {list(rel.dev_machines)}, eval: {list(rel.eval_machines)}")
         chosen = list(dict.fromkeys(known[m.lower()] for m in wanted))
         available = {m for p in parts_t for m in table(p)}
         missing = [m for m in chosen if m not in available]
         if missing:
-            valid = sorted(available, key=(DEV_MACHINES + EVAL_MACHINES).index)
+            valid = sorted(available, key=(rel.dev_machines + rel.eval_machines).index)
             raise ConfigError(f"machine type(s) {missing} are not in part(s) {list(parts_t)}; "
                               f"valid machines for these parts are {valid} (dev machines come with "
                               "part 'dev', eval machines with parts 'train' and 'test')")
@@ -229,8 +222,8 @@ def plan_downloads(parts: str | Iterable[str] = ("dev",), machines: str | Iterab
     items = []
     for part in parts_t:
         for machine in (table(part) if chosen is None else [m for m in chosen if m in table(part)]):
-            name = _filename(machine, part)
-            base = mirror.rstrip("/") if mirror is not None else _ZENODO[part]
+            name = rel.filename(machine, part)
+            base = mirror.rstrip("/") if mirror is not None else rel.records[part]
             items.append(DownloadItem(machine=machine, part=part, url=f"{base}/{name}", filename=name,
                                       dest_subdir=_DEST_SUBDIR[part]))
     return items
@@ -632,6 +625,28 @@ def unpack(zip_path: str | os.PathLike, dest_root: str | os.PathLike) -> list[st
 # --------------------------------------------------------------------------- the whole thing
 
 
+_YEAR_FILE = "year"
+
+
+def _check_year(dl_dir: Path, year: int) -> None:
+    """Refuse a root that holds another year's downloads (the zips of different years share names)."""
+    mark = dl_dir / _YEAR_FILE
+    try:
+        held = int(mark.read_text().strip())
+    except (OSError, ValueError):
+        held = None
+    if held is None:
+        held = 2024 if any(dl_dir.glob("*.done")) else None    # markers written before years were recorded
+    if held is not None and held != year:
+        raise ConfigError(f"{str(dl_dir.parent)!r} holds DCASE {held} downloads; DCASE {year} shares zip names with "
+                          f"it. Download DCASE {year} into a root of its own (e.g. data/dcase{year}).")
+    if held is None:
+        dl_dir.mkdir(parents=True, exist_ok=True)
+        tmp = mark.with_name(mark.name + ".tmp")
+        tmp.write_text(f"{year}\n")
+        os.replace(tmp, mark)
+
+
 def _write_marker(marker: Path, item: DownloadItem, names: list[str]) -> None:
     tmp = marker.with_name(marker.name + ".tmp")
     tmp.write_text(json.dumps({"url": item.url, "machine": item.machine, "part": item.part,
@@ -654,8 +669,8 @@ def _read_marker(marker: Path) -> list[str] | None:
 
 def download(root: str | os.PathLike, *, parts: str | Iterable[str] = ("dev",),
              machines: str | Iterable[str] | None = None, mirror: str | None = None, keep_zip: bool = False,
-             progress: bool = True, retries: int = 3, timeout: float = 60) -> list[Path]:
-    """Download and unpack DCASE 2024 Task 2 data into the organisers' layout.
+             progress: bool = True, retries: int = 3, timeout: float = 60, year: int | None = None) -> list[Path]:
+    """Download and unpack DCASE Task 2 data of one year into the organisers' layout.
 
     Each item of :func:`plan_downloads` is fetched to ``<root>/.downloads/``
     (resuming a ``.part`` left by an earlier run), unpacked into
@@ -684,6 +699,9 @@ def download(root: str | os.PathLike, *, parts: str | Iterable[str] = ("dev",),
         Further attempts per zip after a failed one (see :func:`fetch`).
     timeout : float, default 60
         Seconds to wait for the connection and for each read.
+    year : int, optional
+        2024 (default), 2025 or 2026 (:mod:`asdkit.data.releases`). A root that
+        already holds another year's downloads is refused.
 
     Returns
     -------
@@ -704,9 +722,11 @@ def download(root: str | os.PathLike, *, parts: str | Iterable[str] = ("dev",),
     >>> download("data", parts=("dev",), machines=["fan", "valve"])  # doctest: +SKIP
     [PosixPath('data/dev_data/raw/fan'), PosixPath('data/dev_data/raw/valve')]
     """
-    items = plan_downloads(parts=parts, machines=machines, mirror=mirror)
+    items = plan_downloads(parts=parts, machines=machines, mirror=mirror, year=year)
+    rel = release(year)
     root = Path(root)
     dl_dir = root / _DOWNLOADS_DIR
+    _check_year(dl_dir, rel.year)
     out: list[Path] = []
 
     def add(dest_root: Path, names: list[str]) -> None:

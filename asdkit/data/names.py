@@ -1,6 +1,6 @@
-"""DCASE Task 2 file names, 2020 to 2024.
+"""DCASE Task 2 file names, 2020 to 2026.
 
-Three families of names exist:
+Four families of names exist:
 
 * 2021-2024 development and additional-training data::
 
@@ -14,6 +14,15 @@ Three families of names exist:
   and label are unknown until the ground truth is joined in.
 * 2020: ``normal_id_00_00000000.wav`` and ``anomaly_id_00_00000000.wav``; the
   machine ID plays the role of the section, and there is one domain (source).
+* 2025 supplemental clips (``<machine>/supplemental/``): machine-only and
+  noise-only recordings, ``section_00_machine_source_0000_noAttribute.wav``,
+  ``section_00_noise_source_0000_noAttribute.wav`` (the organisers' listing also
+  shows ``section_00_machine_0001_.wav``). Their split is ``"supplemental"`` and
+  their label the kind, ``"machine"`` or ``"noise"``: never a training normal
+  or a test clip.
+
+2026 names follow the 2021-2024 pattern (the noise scene is one more
+attribute, ``..._mic_1_noise_1.wav``).
 
 :func:`parse_filename` turns a name into a :class:`ClipName`;
 :func:`format_filename` does the reverse for the 2021-2024 pattern.
@@ -26,7 +35,8 @@ from pathlib import Path
 
 from asdkit.errors import FileNameError
 
-__all__ = ["ClipName", "parse_filename", "format_filename", "parse_attributes", "NO_ATTRIBUTE", "RAW_ATTRIBUTE"]
+__all__ = ["ClipName", "parse_filename", "format_filename", "parse_attributes", "NO_ATTRIBUTE", "RAW_ATTRIBUTE",
+           "SUPPLEMENTAL_LABELS"]
 
 NO_ATTRIBUTE = "noAttribute"
 #: The one key under which a free-form attribute tail that is not ``param_value`` pairs is kept whole.
@@ -38,6 +48,12 @@ _MODERN = re.compile(
 )
 _ANONYMOUS = re.compile(r"^section_(?P<section>\d{2})_(?P<index>\d{4})\.wav$")
 _Y2020 = re.compile(r"^(?P<label>normal|anomaly)_id_(?P<section>\d{2})_(?P<index>\d{8})\.wav$")
+_SUPPLEMENTAL = re.compile(
+    r"^section_(?P<section>\d{2})_(?P<kind>machine|noise)(?:_(?P<domain>source|target))?_(?P<index>\d{4})"
+    r"(?:_(?P<attrs>.*))?\.wav$"
+)
+#: Labels of supplemental clips (their split is ``"supplemental"``).
+SUPPLEMENTAL_LABELS = ("machine", "noise")
 
 
 @dataclass(frozen=True)
@@ -54,10 +70,11 @@ class ClipName:
         ``"source"``, ``"target"``, or None where the name does not say (anonymised
         evaluation names).
     split : str or None
-        ``"train"`` or ``"test"``; None for anonymised and 2020 names, whose split
-        is given by the folder.
+        ``"train"``, ``"test"`` or ``"supplemental"``; None for anonymised and 2020
+        names, whose split is given by the folder.
     label : str or None
-        ``"normal"``, ``"anomaly"`` or None (anonymised names).
+        ``"normal"``, ``"anomaly"``, None (anonymised names), or for supplemental
+        clips their kind, ``"machine"`` or ``"noise"``.
     index : int
         The running number in the name.
     attributes : dict of str to str
@@ -69,7 +86,7 @@ class ClipName:
         False for ``noAttribute``, True where pairs are present, None where the
         naming scheme has no attribute field (2020, 2021, anonymised).
     pattern : str
-        ``"dcase2021+"``, ``"anonymous"`` or ``"dcase2020"``.
+        ``"dcase2021+"``, ``"anonymous"``, ``"dcase2020"`` or ``"supplemental"``.
     """
 
     file: str
@@ -110,7 +127,7 @@ def parse_attributes(text: str, *, file: str = "") -> dict[str, str]:
 
 
 def parse_filename(name: str | Path) -> ClipName:
-    """Parse a DCASE Task 2 (2020-2024) clip file name.
+    """Parse a DCASE Task 2 (2020-2026) clip file name.
 
     Parameters
     ----------
@@ -169,10 +186,18 @@ def parse_filename(name: str | Path) -> ClipName:
     if m:
         return ClipName(file=base, section=m.group("section"), domain="source", split=None,
                         label=m.group("label"), index=int(m.group("index")), pattern="dcase2020")
+    m = _SUPPLEMENTAL.match(base)
+    if m:
+        attrs_text = m.group("attrs") or ""
+        attrs = {} if attrs_text in ("", NO_ATTRIBUTE) else {RAW_ATTRIBUTE: attrs_text}
+        return ClipName(file=base, section=m.group("section"), domain=m.group("domain"), split="supplemental",
+                        label=m.group("kind"), index=int(m.group("index")), attributes=attrs,
+                        has_attributes=bool(attrs) if attrs_text else None, pattern="supplemental")
     raise FileNameError(
         f"{base!r} follows none of the DCASE Task 2 name patterns "
         "('section_SS_{source|target}_{train|test}_{normal|anomaly}_NNNN[_attrs].wav', "
-        "'section_SS_NNNN.wav' or '{normal|anomaly}_id_SS_NNNNNNNN.wav'). Rename it, move it out "
+        "'section_SS_NNNN.wav', '{normal|anomaly}_id_SS_NNNNNNNN.wav' or, in supplemental/, "
+        "'section_SS_{machine|noise}_[source_]NNNN[_attrs].wav'). Rename it, move it out "
         "of the dataset folder, or scan with strict=False to skip and list such files."
     )
 

@@ -87,7 +87,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -737,6 +737,42 @@ def generate_clip(machine: str, *, domain: str = "source", label: str = "normal"
     >>> y.shape, bool(np.abs(y).max() < 1.0)
     ((32000,), True)
     """
+    parts = _machine_part(machine, domain=domain, label=label, attributes=attributes, rng=rng, seconds=seconds,
+                          sr=sr, anomaly=anomaly, severity=severity)
+    y, rng, cond, n = parts.machine, parts.rng, parts.condition, parts.n
+    y = y + _db(-rng.uniform(*parts.snr_range)) * parts.make_bg(rng, n, sr)
+    y = sp_fft.irfft(sp_fft.rfft(y) * _mic_response(rng, cond.get("mic", parts.spec.mic), n, sr), n)
+    y = _level(rng, y)
+    if return_info:
+        return y, {"condition": dict(cond), "anomaly": parts.anomaly, "severity": parts.severity}
+    return y
+
+
+class _MachinePart(NamedTuple):
+    """What :func:`generate_clip` draws before the background: the machine's own sound and its condition."""
+
+    spec: MachineSpec
+    machine: np.ndarray
+    rng: np.random.Generator
+    condition: dict
+    anomaly: str | None
+    severity: float
+    n: int
+    make_bg: Callable[..., np.ndarray]
+    snr_range: tuple[float, float]
+
+
+def _level(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
+    """Scale to a random -30 to -18 dBFS RMS, peak below -1 dBFS; float32."""
+    y = y * (_db(rng.uniform(-30.0, -18.0)) / _rms(y))
+    peak = float(np.max(np.abs(y)))
+    if peak > _PEAK_LIMIT:
+        y *= _PEAK_LIMIT / peak
+    return y.astype(np.float32)
+
+
+def _machine_part(machine, *, domain, label, attributes, rng, seconds, sr, anomaly, severity) -> _MachinePart:
+    """Check the arguments of :func:`generate_clip` and draw the machine's own sound (unit RMS)."""
     spec = machine_spec(machine)
     if label not in _LABEL_ID:
         raise ConfigError(f"label must be 'normal' or 'anomaly', got {label!r}.")
@@ -776,18 +812,8 @@ def generate_clip(machine: str, *, domain: str = "source", label: str = "normal"
 
     y = spec.render(rng, arng, cond, kind, sev, n, sr)
     y = _unit(np.asarray(y, dtype=np.float64))
-    bg_kind = cond.get("bg", spec.background)
-    make_bg, (snr_lo, snr_hi) = BACKGROUNDS[bg_kind]
-    y = y + _db(-rng.uniform(snr_lo, snr_hi)) * make_bg(rng, n, sr)
-    y = sp_fft.irfft(sp_fft.rfft(y) * _mic_response(rng, cond.get("mic", spec.mic), n, sr), n)
-    y *= _db(rng.uniform(-30.0, -18.0)) / _rms(y)
-    peak = float(np.max(np.abs(y)))
-    if peak > _PEAK_LIMIT:
-        y *= _PEAK_LIMIT / peak
-    y = y.astype(np.float32)
-    if return_info:
-        return y, {"condition": dict(cond), "anomaly": kind, "severity": sev}
-    return y
+    make_bg, snr_range = BACKGROUNDS[cond.get("bg", spec.background)]
+    return _MachinePart(spec, y, rng, cond, kind, sev, n, make_bg, snr_range)
 
 
 # --------------------------------------------------------------------------- writing
@@ -796,10 +822,10 @@ def _to_pcm16(y: np.ndarray) -> np.ndarray:
 
 
 def _write_wav(path: Path, y: np.ndarray, sr: int) -> None:
-    """Write a 16-bit PCM wav atomically (temp file, then ``os.replace``)."""
+    """Write a 16-bit PCM wav atomically (temp file, then ``os.replace``); ``y`` of shape (n,) or (channels, n)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        sf.write(str(tmp), _to_pcm16(y), sr, subtype="PCM_16", format="WAV")
+        sf.write(str(tmp), _to_pcm16(y).T, sr, subtype="PCM_16", format="WAV")
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -824,22 +850,28 @@ def _write_attributes_csv(path: Path, machine: str, rows: list[tuple[str, str, d
             tmp.unlink()
 
 
-def clip_plan(spec: MachineSpec, preset: SynthPreset):
-    """The clips of one machine: (split, domain, label, index, condition), in a fixed order."""
+def clip_plan(spec: MachineSpec, preset: SynthPreset, *, year: int | None = None):
+    """The clips of one machine: (split, domain, label, index, condition), in a fixed order.
+
+    For ``year=2026`` the conditions are crossed with the domain's noise scenes
+    (:func:`asdkit.data.synth_years.conditions_2026`).
+    """
+    from asdkit.data.synth_years import conditions_2026
+
     cells = [("train", "source", "normal", preset.n_source_train),
              ("train", "target", "normal", preset.n_target_train)]
     cells += [("test", domain, label, preset.n_test_per_cell)
               for domain in ("source", "target") for label in ("normal", "anomaly")]
     for split, domain, label, count in cells:
-        conds = spec.conditions(domain)
+        conds = conditions_2026(spec, domain) if year == 2026 else spec.conditions(domain)
         for index in range(count):
             yield split, domain, label, index, conds[index % len(conds)]
 
 
 def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: int = 0,
                machines: Sequence[str] | None = None, progress: bool = True,
-               overwrite: bool = False) -> pd.DataFrame:
-    """Write the synthetic dataset in the DCASE 2024 development layout.
+               overwrite: bool = False, year: int | None = None) -> pd.DataFrame:
+    """Write the synthetic dataset in the DCASE 2024 development layout (or the 2025 or 2026 one).
 
     Parameters
     ----------
@@ -857,6 +889,10 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
         Show a tqdm progress bar (never when the environment variable ``CI`` is set).
     overwrite : bool, default False
         Replace machine folders that already exist; otherwise they raise.
+    year : {None, 2024, 2025, 2026}, default None
+        None and 2024: the default data. 2025: the same clips (the same bytes) plus a ``supplemental/``
+        folder per machine type of machine-only and noise-only clips. 2026: two-channel clips (near and
+        far microphone) with a noise scene per domain (:mod:`asdkit.data.synth_years`).
 
     Returns
     -------
@@ -866,7 +902,8 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
         ``label``, ``index``, ``attributes``, ``has_attributes``, ``pattern``) plus
         ``condition`` (the physical condition, concealed ones included),
         ``anomaly`` (kind or None) and ``severity`` (NaN for normal clips), in the
-        row order of ``scan_root``.
+        row order of ``scan_root``. Supplemental clips (``year=2025``) have split
+        ``"supplemental"`` and label ``"machine"`` or ``"noise"``.
 
     Raises
     ------
@@ -882,7 +919,12 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
     name and renamed, so an interruption never leaves a half-written machine
     folder (a stale temporary folder is removed by the next run).
     """
+    from asdkit.data import synth_years as years
+
     cfg = synth_preset(preset)
+    if year not in years.YEARS:
+        raise ConfigError(f"year={year!r}: the synthetic data comes as DCASE 2024 (default), 2025 or 2026; "
+                          f"choose one of {list(years.YEARS)}.")
     if machines is None:
         specs = list(MACHINES.values())
     else:
@@ -902,7 +944,10 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
 
     quiet = not progress or bool(os.environ.get("CI"))
     from tqdm.auto import tqdm
-    bar = tqdm(total=cfg.clips_per_machine * len(specs), desc="synthesize", unit="clip", disable=quiet)
+    n_sup = years.n_supplemental(cfg) if year == 2025 else 0
+    per_machine = cfg.clips_per_machine + 2 * n_sup
+    bar = tqdm(total=per_machine * len(specs), desc="synthesize", unit="clip", disable=quiet)
+    make = years.generate_two_channel if year == 2026 else generate_clip
     rows = []
     try:
         for spec in specs:
@@ -913,10 +958,10 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
                 machine_rows, csv_rows = [], []
                 for split in _SPLIT_ID:
                     (tmp / split).mkdir()
-                for split, domain, label, index, cond in clip_plan(spec, cfg):
+                for split, domain, label, index, cond in clip_plan(spec, cfg, year=year):
                     rng = np.random.default_rng(clip_seed(seed, spec.name, split, domain, label, index))
-                    y, info = generate_clip(spec.name, domain=domain, label=label, attributes=cond, rng=rng,
-                                            seconds=cfg.clip_seconds, sr=cfg.sr, return_info=True)
+                    y, info = make(spec.name, domain=domain, label=label, attributes=cond, rng=rng,
+                                   seconds=cfg.clip_seconds, sr=cfg.sr, return_info=True)
                     attrs = dict(cond) if spec.attributes_written else {}
                     file = format_filename(section=0, domain=domain, split=split, label=label, index=index,
                                            attributes=attrs)
@@ -928,6 +973,21 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
                         attributes=attrs, has_attributes=bool(attrs), pattern="dcase2021+",
                         condition=info["condition"], anomaly=info["anomaly"], severity=info["severity"]))
                     bar.update()
+                if n_sup:
+                    (tmp / "supplemental").mkdir()
+                for kind in (years.SUPPLEMENTAL_KINDS if n_sup else ()):
+                    for index in range(n_sup):
+                        rng = np.random.default_rng(years.supplemental_seed(seed, spec.name, kind, index))
+                        y, info = years.generate_supplemental(spec.name, kind, rng=rng, seconds=cfg.clip_seconds,
+                                                              sr=cfg.sr, return_info=True)
+                        file = years.supplemental_name(kind, index)
+                        _write_wav(tmp / "supplemental" / file, y, cfg.sr)
+                        machine_rows.append(dict(
+                            path=str((raw / spec.name / "supplemental" / file).resolve()), file=file,
+                            machine=spec.name, part="dev", section="00", split="supplemental", domain="source",
+                            label=kind, index=index, attributes={}, has_attributes=False, pattern="supplemental",
+                            condition=info["condition"], anomaly=None, severity=float("nan")))
+                        bar.update()
                 _write_attributes_csv(tmp / "attributes_00.csv", spec.name, csv_rows)
                 final = raw / spec.name
                 if final.exists():

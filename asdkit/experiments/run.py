@@ -30,6 +30,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from asdkit.data.supplemental import apply_supplemental
+from asdkit.data.channels import check_channels
 from asdkit.data.dataset import scan_root
 from asdkit.errors import ConfigError
 from asdkit.evaluation.evaluate import EvaluationResult, evaluate_frame, save_result
@@ -285,7 +287,8 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
                    preset: str = "quick", out: str | Path = "runs/experiment", machines: Sequence[str] | None = None,
                    device: str = "auto", seed: int = 0, progress: bool = False, plots: bool = True,
                    log: Callable[[str], None] | None = print, cache: str | Path | None = None,
-                   save_models: bool = False) -> ExperimentResult:
+                   save_models: bool = False, channels: str = "auto",
+                   supplemental: Sequence[str] = ()) -> ExperimentResult:
     """Fit and score systems on every machine type of a DCASE-layout root.
 
     Each machine type (and part: development or evaluation data) is fitted on
@@ -318,6 +321,15 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     save_models : bool, default False
         Save every fitted detector under ``<out>/models/<family>/<machine>/``
         (``<machine>_eval`` for evaluation data).
+    channels : str, default "auto"
+        Channel policy every model reads its clips under (:mod:`asdkit.data.channels`): ``"auto"``
+        (mono clips as they are, the near microphone of DCASE 2026 clips), ``"mono"``, ``"near"``,
+        ``"far"``, ``"both"`` (the far microphone as a second input channel) or ``"denoised"``.
+    supplemental : sequence of {"machine", "noise"}
+        Use the DCASE 2025 supplemental clips in training (:mod:`asdkit.data.supplemental`):
+        ``"machine"`` adds the machine-only clips as normals, ``"noise"`` replaces half of the
+        training clips by their mixture with noise-only clips (5-15 dB, written under
+        ``<out>/.supplemental/``). Machine types without such clips train as before.
 
     Returns
     -------
@@ -332,15 +344,17 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
     specs = resolve_systems(systems)
+    check_channels(channels)
     out = Path(out)
     table = scan_root(data)                                   # the one scan of the root
+    table = apply_supplemental(table, list(supplemental), out=out / ".supplemental", seed=seed)
     unknown = sorted(set(machines or ()) - set(table["machine"]))
     if unknown:
         raise ConfigError(f"machine(s) {unknown} not found under {str(data)!r}; it holds "
                           f"{sorted(table['machine'].unique())}")
     families = _families(specs)
     builders = {f: (asked[0] if asked else family_members(f)[0]) for f, asked in families.items()}
-    base = BuildContext(preset=preset, seed=seed, device=device, progress=progress,
+    base = BuildContext(preset=preset, seed=seed, device=device, progress=progress, channels=channels,
                         cache=FeatureCache(Path(cache) if cache is not None else out / ".feature_cache"))
     roots = RootModels(table, base, say)
     run = _Run(specs, out, plots=plots, save_models=save_models, say=say)
@@ -349,12 +363,14 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     run.timings.update(roots.timings)
 
     scores = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in run.rows.items()}
-    caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seed {seed} "
+    caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seed {seed}"
+               + (f", channels `{channels}`" if channels != "auto" else "")
+               + (f", supplemental clips: {', '.join(supplemental)}" if supplemental else "") + " "
                f"(AUC and pAUC in %; official score = harmonic mean of all values).")
     evaluations, combined = _evaluate(specs, scores, out, data, caption, say)
     config = {
         "data": str(Path(data)), "systems": [s.name for s in specs], "preset": preset, "seed": seed,
-        "device": device, "machines": sorted(machines) if machines else sorted(table["machine"].unique()),
+        "device": device, "channels": channels, "supplemental": list(supplemental), "machines": sorted(machines) if machines else sorted(table["machine"].unique()),
         "asdkit": __version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(), "timings": run.timings, "models": run.model_configs,
         "saved_models": str(out / "models") if save_models else None,

@@ -46,6 +46,9 @@ class BuildContext:
         Feature cache shared by the run.
     root : object or None
         The family's root-level model (``SystemSpec.root_model``), when it has one.
+    channels : str
+        Channel policy of :mod:`asdkit.data.channels` every model reads its clips under
+        (``--channels``); ``"auto"`` keeps each model's settings as they are.
     """
 
     preset: Any = "quick"
@@ -54,6 +57,7 @@ class BuildContext:
     progress: bool = False
     cache: Any = None
     root: Any = None
+    channels: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -132,13 +136,15 @@ def family_members(family: str) -> list[SystemSpec]:
 def _baseline(ctx: BuildContext):
     from asdkit.models.baseline import AutoencoderBaseline
 
-    return AutoencoderBaseline(preset=ctx.preset, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    return AutoencoderBaseline(preset=_settings(ctx, "asdkit.models.baseline", "baseline_config"), seed=ctx.seed,
+                               device=ctx.device, progress=ctx.progress)
 
 
 def _oevae(ctx: BuildContext):
     from asdkit.models.oevae import OEVAEDetector
 
-    return OEVAEDetector(preset=ctx.preset, seed=ctx.seed, device=ctx.device, progress=ctx.progress, cache=ctx.cache)
+    return OEVAEDetector(preset=_settings(ctx, "asdkit.models.oevae", "oevae_config"), seed=ctx.seed,
+                         device=ctx.device, progress=ctx.progress, cache=ctx.cache)
 
 
 def _classifier_network(train, ctx: BuildContext):
@@ -146,14 +152,15 @@ def _classifier_network(train, ctx: BuildContext):
 
     # the same clips in the same order, however the root was listed
     train = train.sort_values("path", kind="stable").reset_index(drop=True)
-    return [train_classifier(train, preset=ctx.preset, seed=ctx.seed, device=ctx.device, progress=ctx.progress)]
+    return [train_classifier(train, preset=_settings(ctx, "asdkit.models.classifier", "classifier_config"),
+                             seed=ctx.seed, device=ctx.device, progress=ctx.progress)]
 
 
 def _classifier(ctx: BuildContext):
     from asdkit.models.classifier import ClassifierDetector
 
-    return ClassifierDetector(preset=ctx.preset, seed=ctx.seed, device=ctx.device, progress=ctx.progress,
-                              models=ctx.root)
+    return ClassifierDetector(preset=_settings(ctx, "asdkit.models.classifier", "classifier_config"), seed=ctx.seed,
+                              device=ctx.device, progress=ctx.progress, models=ctx.root)
 
 
 def _ensemble(ctx: BuildContext):
@@ -166,6 +173,13 @@ def _ensemble_report(ctx: BuildContext):
     from asdkit.models.ensemble import REPORT_MEMBERS, EnsembleDetector
 
     return EnsembleDetector(keys=REPORT_MEMBERS)
+
+
+def _settings(ctx: BuildContext, module: str, function: str):
+    """The context's preset, with its channel policy where the run sets one (``--channels``)."""
+    if ctx.channels == "auto":
+        return ctx.preset
+    return _named_config(module, function, ctx.preset, channels=ctx.channels)
 
 
 def _named_config(module: str, function: str, preset, **overrides):
@@ -182,7 +196,7 @@ def _configure(module: str, function: str) -> Callable:
 def _reference(ctx: BuildContext):
     from asdkit.models.reference import ReferenceKNN
 
-    return ReferenceKNN()
+    return ReferenceKNN(channels=ctx.channels)
 
 
 register_system(SystemSpec("reference-knn", "reference", "reference",

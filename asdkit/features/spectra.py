@@ -18,11 +18,12 @@ segments per clip, 64 ms Hann window (``n_fft = 1024``), 16 ms hop (256),
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
 from asdkit.data.audio import SAMPLE_RATE, load_clip, segment, segment_starts, standardize
+from asdkit.data.channels import check_channels
 from asdkit.errors import ConfigError
 from asdkit.presets import named_preset
 
@@ -69,6 +70,10 @@ class FeatureConfig:
         Band edges of the mel filterbank (Hz).
     amin : float
         Floor of the power spectrogram before the log.
+    channels : str
+        The channel policy of :mod:`asdkit.data.channels` (``"auto"``: mono files
+        as they are, the near microphone of two-channel files). Under ``"both"``
+        every feature gains a channel axis of 2 (near, far) after the segment axis.
     """
 
     sr: int = SAMPLE_RATE
@@ -80,8 +85,10 @@ class FeatureConfig:
     fmin: float = 50.0
     fmax: float = 7800.0
     amin: float = 1e-10
+    channels: str = "auto"
 
     def __post_init__(self):
+        check_channels(self.channels, name="FeatureConfig.channels")
         if self.sr <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
             raise ConfigError(f"FeatureConfig: sr, n_fft, hop_length and n_mels must be positive: {self}")
         if not 0 <= self.fmin < self.fmax <= self.sr / 2:
@@ -118,7 +125,12 @@ def feature_config(preset: str | FeatureConfig = "paper", **overrides) -> Featur
 
 
 def feature_shape(kind: str, config: FeatureConfig) -> tuple[int, ...]:
-    """Shape of one segment's feature of ``kind`` (without the clip and segment axes)."""
+    """Shape of one segment's feature of ``kind`` (without the clip and segment axes).
+
+    Under ``channels="both"`` the shape starts with the channel axis (2).
+    """
+    if config.channels == "both":
+        return (2, *feature_shape(kind, replace(config, channels="auto")))
     if kind == "log_mel":
         return (config.n_mels, config.n_frames)
     if kind == "fft":
@@ -298,16 +310,22 @@ class TorchFeatures(torch.nn.Module):
 
         Parameters
         ----------
-        x : Tensor of shape (batch, n_samples)
-            Clips of equal length, at least one segment long.
+        x : Tensor of shape (batch, n_samples) or (batch, n_channels, n_samples)
+            Clips of equal length, at least one segment long. Each channel is
+            standardised and computed alone.
         kind : {"log_mel", "phase", "fft"}
 
         Returns
         -------
         Tensor of shape (batch, n_segments, *feature_shape(kind, config))
             Equal (to float32 round-off) to :func:`log_mel` / :func:`phase_spectrum` /
-            :func:`fft_spectrum` of :func:`clip_segments` of each clip.
+            :func:`fft_spectrum` of :func:`clip_segments` of each clip. A channel axis
+            of the input comes after the segment axis.
         """
+        if x.ndim == 3:
+            B, C, n = x.shape
+            out = self.clips(x.reshape(B * C, n), kind)
+            return out.reshape(B, C, *out.shape[1:]).transpose(1, 2)
         c = self.config
         std, mean = torch.std_mean(x, dim=-1, keepdim=True, unbiased=False)
         x = torch.where(std > 1e-12, (x - mean) / torch.where(std > 1e-12, std, 1.0), 0.0)
@@ -316,7 +334,7 @@ class TorchFeatures(torch.nn.Module):
         if kind == "fft" or c.hop_length * 2 > c.n_fft or (c.n_fft // 2) % c.hop_length:
             idx = torch.as_tensor(starts, device=x.device)[:, None] + torch.arange(c.segment_length, device=x.device)
             segs = x[:, idx].reshape(B * c.n_segments, -1)
-            return self.forward(segs, kind).reshape(B, c.n_segments, *feature_shape(kind, c))
+            return self.forward(segs, kind).reshape(B, c.n_segments, *feature_shape(kind, replace(c, channels="auto")))
         frame_fn = self._frame_log_mel if kind == "log_mel" else self._frame_phase
         if kind not in ("log_mel", "phase"):
             raise ConfigError(f"unknown feature kind {kind!r}; choose one of {KINDS}")
@@ -343,7 +361,12 @@ def clip_segments(y: np.ndarray, *, config: FeatureConfig = FEATURE_PRESETS["pap
     Returns
     -------
     ndarray of shape (n_segments, segment_length), float32
+        For a two-channel clip ``y`` of shape (2, n_samples) (``channels="both"``), shape
+        (n_segments, 2, segment_length), each channel standardised alone.
     """
+    y = np.asarray(y)
+    if y.ndim == 2:
+        return np.stack([clip_segments(ch, config=config) for ch in y], axis=1)
     return segment(standardize(y), sr=config.sr, n_segments=config.n_segments,
                    seconds=config.segment_seconds, align=config.hop_length)
 
@@ -413,11 +436,12 @@ def extract(clips, *, kind: str = "log_mel", config: FeatureConfig = FEATURE_PRE
     with torch.inference_mode():
         for start in range(0, len(todo), batch_size):
             idx = todo[start:start + batch_size]
-            waves = {i: load_clip(paths[i], sr=config.sr, resample=resample, min_seconds=config.segment_seconds)
+            waves = {i: load_clip(paths[i], sr=config.sr, resample=resample, min_seconds=config.segment_seconds,
+                                  channels=config.channels)
                      for i in idx}
             by_length: dict[int, list[int]] = {}
             for i in idx:
-                by_length.setdefault(waves[i].shape[0], []).append(i)
+                by_length.setdefault(waves[i].shape[-1], []).append(i)
             for group in by_length.values():
                 x = torch.from_numpy(np.stack([waves[i] for i in group])).to(device)
                 feats = module.clips(x, kind).float().cpu().numpy()

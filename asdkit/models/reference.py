@@ -19,6 +19,7 @@ import librosa
 import numpy as np
 
 from asdkit.data.audio import load_clip
+from asdkit.data.channels import check_channels
 from asdkit.errors import ConfigError
 from asdkit.models.base import Detector
 from asdkit.scoring.knn import KNNScorer
@@ -96,6 +97,8 @@ class ReferenceKNN(Detector):
         Mel bands of :func:`clip_statistics`.
     sr : int, default 16000
         Sample rate the clips are read at.
+    channels : str, default "auto"
+        Channel policy of :mod:`asdkit.data.channels`.
 
     Attributes
     ----------
@@ -112,17 +115,26 @@ class ReferenceKNN(Detector):
 
     score_names = ("reference",)
 
-    def __init__(self, n_neighbors: int = 1, n_mels: int = 64, sr: int = 16000):
+    def __init__(self, n_neighbors: int = 1, n_mels: int = 64, sr: int = 16000, channels: str = "auto"):
         self.n_neighbors = n_neighbors
         self.n_mels = n_mels
         self.sr = sr
+        self.channels = channels
 
     def features(self, clips) -> np.ndarray:
-        """:func:`clip_statistics` of clips (a clip table or wav paths), shape (n_clips, 2 * n_mels)."""
+        """:func:`clip_statistics` of clips (a clip table or wav paths), shape (n_clips, 2 * n_mels).
+
+        Under ``channels="both"`` the far microphone's statistics follow the near one's: (n_clips, 4 * n_mels).
+        """
         from asdkit.data.dataset import clip_table
 
+        check_channels(self.channels, name="ReferenceKNN.channels")
         paths = clip_table(clips)["path"].tolist()
-        return clip_statistics([load_clip(p, sr=self.sr) for p in paths], sr=self.sr, n_mels=self.n_mels)
+        waves = [load_clip(p, sr=self.sr, channels=self.channels) for p in paths]
+        if self.channels == "both":
+            return np.hstack([clip_statistics([w[c] for w in waves], sr=self.sr, n_mels=self.n_mels)
+                              for c in range(2)])
+        return clip_statistics(waves, sr=self.sr, n_mels=self.n_mels)
 
     def _fit(self, train, *, outliers, members):
         if isinstance(self.n_neighbors, bool) or not isinstance(self.n_neighbors, (int, np.integer)) \

@@ -5,6 +5,7 @@ import sys
 from dataclasses import asdict, dataclass
 
 
+from asdkit.data.channels import check_channels, n_channels
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FeatureConfig
 from asdkit.presets import check_integers, named_preset
@@ -45,6 +46,10 @@ class BaselineConfig:
         Hidden layers on each side of the bottleneck.
     epochs, batch_size, lr, val_fraction
         Training (Adam), see :class:`asdkit.training.engine.TrainConfig`.
+    channels : str
+        Channel policy of :mod:`asdkit.data.channels`. Under ``"both"`` the far microphone's
+        log-mel bands follow the near one's in every frame (``n_bands = 2 * n_mels``), so a
+        vector holds both microphones' spectra.
     """
 
     sr: int = 16000
@@ -63,8 +68,10 @@ class BaselineConfig:
     batch_size: int = 256
     lr: float = 1e-3
     val_fraction: float = 0.1
+    channels: str = "auto"
 
     def __post_init__(self):
+        check_channels(self.channels, name="BaselineConfig.channels")
         check_integers(self, ("sr", "n_fft", "hop_length", "n_mels", "n_frames", "frame_stride", "hidden", "bottleneck",
                               "n_layers", "epochs", "batch_size"))
         if not 0 <= self.fmin < self.fmax <= self.sr / 2:
@@ -78,9 +85,14 @@ class BaselineConfig:
             raise ConfigError(f"BaselineConfig.val_fraction={self.val_fraction!r}: must lie in [0, 1).")
 
     @property
+    def n_bands(self) -> int:
+        """Bands of one frame: ``n_mels``, or ``2 * n_mels`` (near, far) under ``channels="both"``."""
+        return self.n_mels * n_channels(self.channels)
+
+    @property
     def input_dim(self) -> int:
         """Length of one stacked vector (640 for the paper settings)."""
-        return self.n_mels * self.n_frames
+        return self.n_bands * self.n_frames
 
     @property
     def min_samples(self) -> int:
@@ -95,7 +107,7 @@ class BaselineConfig:
         """The :class:`~asdkit.features.spectra.FeatureConfig` of a whole clip of ``n_samples`` (one segment)."""
         return FeatureConfig(sr=self.sr, n_segments=1, segment_seconds=int(n_samples) / self.sr, n_fft=self.n_fft,
                              hop_length=self.hop_length, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
-                             amin=self.amin)
+                             amin=self.amin, channels=self.channels)
 
     def train_config(self, *, seed: int = 0, **kwargs) -> TrainConfig:
         """The engine's :class:`~asdkit.training.engine.TrainConfig` for these settings (extra fields by keyword)."""

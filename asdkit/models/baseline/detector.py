@@ -216,7 +216,7 @@ class AutoencoderBaseline(Detector):
             self.model_ = model.eval()
 
             self.mse_scorer_ = MSEScorer().fit(next(self._stored_residual_chunks(lm)))
-            self.mahala_scorer_ = FrameMahalanobisScorer(config.n_mels).fit(self._stored_residual_chunks(lm), doms)
+            self.mahala_scorer_ = FrameMahalanobisScorer(config.n_bands).fit(self._stored_residual_chunks(lm), doms)
             self.mahala_lw_scorer_ = SelectiveMahalanobisScorer(self.covariance).fit(
                 self._stored_residual_chunks(lm), doms)
             return self._score_chunks(self._stored_residual_chunks(lm))
@@ -302,7 +302,7 @@ class AutoencoderBaseline(Detector):
             B, n, d = vec.shape
             with torch.inference_mode():
                 r = self.model_(vec.reshape(B * n, d)).recon.float().reshape(B, n, d)
-            rec = average_frame_vectors(r, c.n_mels, c.n_frames).cpu().numpy()
+            rec = average_frame_vectors(r, c.n_bands, c.n_frames).cpu().numpy()
             for j, i in enumerate(group):
                 inputs[i], recons[i] = feats[j].cpu().numpy(), rec[j]
         shapes = {a.shape for a in inputs.values()}

@@ -110,17 +110,19 @@ def log_mel_batches(paths: Sequence[str], config: BaselineConfig, device: torch.
     ------
     indices : list of int
         Positions in ``paths`` of the clips of this batch.
-    log_mel : Tensor of shape (len(indices), n_mels, n_time_frames), float32
-        As :func:`baseline_log_mel` computes it, on ``device``.
+    log_mel : Tensor of shape (len(indices), n_bands, n_time_frames), float32
+        As :func:`baseline_log_mel` computes it, on ``device``; under ``channels="both"``
+        the far microphone's bands follow the near one's (``n_bands = 2 * n_mels``).
     """
     modules: dict[int, TorchFeatures] = {}
     min_seconds = config.min_samples / config.sr
     for s in range(0, len(paths), batch_clips):
         idx = list(range(s, min(s + batch_clips, len(paths))))
-        waves = {i: load_clip(paths[i], sr=config.sr, min_seconds=min_seconds) for i in idx}
+        waves = {i: load_clip(paths[i], sr=config.sr, min_seconds=min_seconds, channels=config.channels)
+                 for i in idx}
         groups: dict[int, list[int]] = {}
         for i in idx:
-            groups.setdefault(waves[i].shape[0], []).append(i)
+            groups.setdefault(waves[i].shape[-1], []).append(i)
         for n, group in groups.items():
             if n < config.min_samples:
                 raise ConfigError(f"{paths[group[0]]!r} has {n} samples, too short for n_frames={config.n_frames} "
@@ -129,7 +131,12 @@ def log_mel_batches(paths: Sequence[str], config: BaselineConfig, device: torch.
                 modules[n] = _features_module(config, n, device)
             x = torch.from_numpy(np.stack([waves[i] for i in group]).astype(np.float32, copy=False)).to(device)
             with torch.inference_mode():
-                feats = modules[n].log_mel(x).float()
+                if x.ndim == 3:                      # channels="both": near bands, then far bands
+                    B, C, _ = x.shape
+                    feats = modules[n].log_mel(x.reshape(B * C, n)).float()
+                    feats = feats.reshape(B, C * feats.shape[1], feats.shape[2])
+                else:
+                    feats = modules[n].log_mel(x).float()
             yield group, feats
 
 

@@ -1,9 +1,10 @@
 """Settings of the classification-based model: :class:`ClassifierConfig`, its presets and the branch variants."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 
+from asdkit.data.channels import check_channels
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
 from asdkit.presets import check_integers, named_preset
@@ -63,6 +64,9 @@ class ClassifierConfig:
     n_models : int
         Independently trained networks (seeds ``seed, seed+1, ...``); their
         cosine distances are averaged.
+    channels : str
+        Channel policy of :mod:`asdkit.data.channels`; under ``"both"`` every branch takes the
+        near and the far microphone as two input channels.
     """
 
     features: str = "paper"
@@ -86,8 +90,10 @@ class ClassifierConfig:
     crops_per_clip: int = 4
     n_clusters: int = 16
     n_models: int = 1
+    channels: str = "auto"
 
     def __post_init__(self):
+        check_channels(self.channels, name="ClassifierConfig.channels")
         branches = tuple(self.branches)
         object.__setattr__(self, "branches", branches)
         if not branches or any(b not in BRANCHES for b in branches) or len(set(branches)) != len(branches):
@@ -111,7 +117,7 @@ class ClassifierConfig:
 
     @property
     def feature_config(self) -> FeatureConfig:
-        return FEATURE_PRESETS[self.features]
+        return replace(FEATURE_PRESETS[self.features], channels=self.channels)
 
     @property
     def total_embedding_dim(self) -> int:

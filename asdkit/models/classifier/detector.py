@@ -170,9 +170,10 @@ class ClassifierDetector(Detector):
             m.net.to(device).eval()                       # no-op where it already is
             with torch.inference_mode():
                 for s in range(0, len(paths), per):
-                    segs = np.stack([clip_segments(load_clip(p, sr=fc.sr, min_seconds=fc.segment_seconds), config=fc)
-                                     for p in paths[s:s + per]])
-                    x = torch.from_numpy(segs.reshape(-1, segs.shape[-1])).to(device)
+                    segs = np.stack([clip_segments(load_clip(p, sr=fc.sr, min_seconds=fc.segment_seconds,
+                                                             channels=fc.channels), config=fc)
+                                     for p in paths[s:s + per]])               # (clips, n_seg, [2,] length)
+                    x = torch.from_numpy(segs.reshape(-1, *segs.shape[2:])).to(device)
                     e = m.net(x).float().cpu().numpy().reshape(len(segs), fc.n_segments, -1)
                     out[j, s:s + len(segs)] = e.mean(axis=1)[:, cols]
         return out

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from asdkit.data.channels import n_channels
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import TorchFeatures
 from asdkit.models.classifier.config import ClassifierConfig
@@ -83,11 +84,11 @@ class FFTBranch(nn.Module):
     linear layers. PReLU after every layer, no biases.
     """
 
-    def __init__(self, n_bins: int, channels: int = 128, embedding_dim: int = 128):
+    def __init__(self, n_bins: int, channels: int = 128, embedding_dim: int = 128, in_channels: int = 1):
         super().__init__()
         k1 = max(8, n_bins // 64)
         s1 = max(1, k1 // 4)
-        layers, length, c_in = [], n_bins, 1
+        layers, length, c_in = [], n_bins, in_channels
         for k, s in ((k1, s1), (16, 8), (8, 4)):
             k = min(k, length)
             s = min(s, k)
@@ -100,11 +101,15 @@ class FFTBranch(nn.Module):
                                   nn.Linear(embedding_dim, embedding_dim, bias=False))
 
     def forward(self, x):
-        return self.head(self.body(x.unsqueeze(1)).flatten(1))
+        """``x`` of shape (batch, bins), or (batch, in_channels, bins)."""
+        return self.head(self.body(x.unsqueeze(1) if x.dim() == 2 else x).flatten(1))
 
 
 class ClassifierNet(nn.Module):
     """The multi-branch network on raw 2-s waveforms ``(batch, segment_length)``.
+
+    Under ``channels="both"`` the waveforms are ``(batch, 2, segment_length)``
+    (near, far) and every branch takes both microphones' features as input channels.
 
     ``branch_embeddings(x)`` returns one ``(batch, embedding_dim)`` tensor per
     branch; ``forward(x)`` their concatenation, ``(batch, total_embedding_dim)``.
@@ -119,19 +124,27 @@ class ClassifierNet(nn.Module):
         self.config = config
         fc = config.feature_config
         self.features = TorchFeatures(fc)
+        self.n_channels = n_channels(config.channels)
         branches = {}
         for name in config.branches:
             if name == "fft":
                 n_bins = (fc.segment_length // 2 + 1) // config.fft_pool
-                branches[name] = FFTBranch(n_bins, config.fft_channels, config.embedding_dim)
+                branches[name] = FFTBranch(n_bins, config.fft_channels, config.embedding_dim,
+                                           in_channels=self.n_channels)
             else:
-                branches[name] = SpectrogramBranch(1 if name == "mel" else 2, config.width, config.blocks,
-                                                   config.embedding_dim)
+                branches[name] = SpectrogramBranch(self.n_channels * (1 if name == "mel" else 2), config.width,
+                                                   config.blocks, config.embedding_dim)
         self.branches = nn.ModuleDict(branches)
 
     def inputs(self, x: torch.Tensor) -> dict:
         """The branch inputs of waveforms ``x`` (no gradient): name -> tensor of the branch's input shape."""
         c = self.config
+        if x.dim() == 3:                                  # (batch, channels, samples): channels stacked per branch
+            B, C, L = x.shape
+            flat = self.inputs(x.reshape(B * C, L))
+            # fft (B*C, bins) -> (B, C, bins); mel (B*C, 1, M, T) -> (B, C, M, T); phase (B*C, 2, F, T) -> (B, 2C, F, T)
+            return {name: v.reshape(B, -1, *v.shape[-2:]) if v.dim() == 4 else v.reshape(B, C, v.shape[-1])
+                    for name, v in flat.items()}
         out = {}
         with torch.no_grad():
             x = x.float()

@@ -101,16 +101,20 @@ class CropDataset(torch.utils.data.Dataset):
         out = []
         for i in idx:
             w = self.waves[i % len(self.waves)]
-            start = int(gen.integers(0, w.shape[0] - self.length + 1))
-            out.append((torch.from_numpy(w[start:start + self.length].astype(np.float32)),
+            start = int(gen.integers(0, w.shape[-1] - self.length + 1))
+            out.append((torch.from_numpy(w[..., start:start + self.length].astype(np.float32)),
                         torch.tensor(int(self.labels[i % len(self.waves)]))))
         return out
 
 
 def load_standardized(paths: Sequence[str], config: FeatureConfig) -> list:
-    """Standardised clips (float16 arrays), each at least one segment long."""
-    return [standardize(load_clip(p, sr=config.sr, min_seconds=config.segment_seconds)).astype(np.float16)
-            for p in paths]
+    """Standardised clips (float16 arrays), each at least one segment long.
+
+    Read under ``config.channels``: shape (n_samples,), or (2, n_samples) under ``"both"``
+    (each channel standardised alone).
+    """
+    return [standardize(load_clip(p, sr=config.sr, min_seconds=config.segment_seconds, channels=config.channels))
+            .astype(np.float16) for p in paths]
 
 
 def training_step(model: ClassifierWithLoss, batch, config: ClassifierConfig, n_classes: int):

@@ -45,11 +45,13 @@ class AttributeValues(NamedTuple):
                    codes=None if state["codes"] is None else dict(state["codes"]))
 
 
-def _mean_power_db(paths, sr: int) -> np.ndarray:
+def _mean_power_db(paths, sr: int, channels: str = "auto") -> np.ndarray:
+    """Each clip's mean power in dB, of the channel(s) the policy reads (the near microphone under ``"both"``)."""
     from asdkit.data.audio import load_clip
 
-    return np.array([10 * np.log10(np.mean(np.square(load_clip(p, sr=sr), dtype=np.float64)) + 1e-12)
-                     for p in paths])
+    channels = "near" if channels == "both" else channels
+    return np.array([10 * np.log10(np.mean(np.square(load_clip(p, sr=sr, channels=channels), dtype=np.float64))
+                                   + 1e-12) for p in paths])
 
 
 _NUMBER = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)([A-Za-z%]*)$")
@@ -64,7 +66,7 @@ def _numeric(raw) -> tuple[np.ndarray, str] | None:
 
 
 def attribute_values(clips: pd.DataFrame, *, attribute: str | None = None, k_scale: float = 5.0,
-                     sr: int = 16000) -> AttributeValues:
+                     sr: int = 16000, channels: str = "auto") -> AttributeValues:
     """The value ``v`` of each clip that ``z_d`` follows (prior ``N(k v, 1)``).
 
     The report trains with "a randomly selected attribute parameter", or the
@@ -77,6 +79,8 @@ def attribute_values(clips: pd.DataFrame, *, attribute: str | None = None, k_sca
     * numeric attributes (a number with one common unit suffix, ``1200rpm``)
       are used as numbers; categorical ones are mapped to 0, 1, 2, ... in
       sorted order of their values;
+    * supplemental machine-only clips used as extra normals (pattern
+      ``"supplemental"``, no attributes) get the mean value of the others;
     * without attributes (``noAttribute``), the clip's mean power
       ``10 log10(mean(y**2))`` of the raw waveform in dB, **rounded to 1 dB**
       so that "the smallest distance between distinct values" is defined (1 dB).
@@ -92,6 +96,8 @@ def attribute_values(clips: pd.DataFrame, *, attribute: str | None = None, k_sca
     attribute : str, optional
     k_scale : float, default 5.0
     sr : int, default 16000
+    channels : str, default "auto"
+        Channel policy the clips' power is read under (:mod:`asdkit.data.channels`).
 
     Returns
     -------
@@ -112,21 +118,28 @@ def attribute_values(clips: pd.DataFrame, *, attribute: str | None = None, k_sca
                 if src and tgt and src != tgt:
                     attribute = n
                     break
-        raw = [a.get(attribute) for a in attrs]
-        if any(r is None for r in raw):
+        raw_all = [a.get(attribute) for a in attrs]
+        supplemental = (clips["pattern"] == "supplemental").to_numpy() if "pattern" in clips else np.zeros(len(attrs), bool)
+        missing = np.array([r is None for r in raw_all])
+        if (missing & ~supplemental).any() or missing.all():
             raise DatasetError(f"attribute {attribute!r} is missing from some clips' names.")
+        raw = [r for r in raw_all if r is not None]
         numeric = _numeric(raw)
         if numeric is not None:
-            values, unit = numeric
+            present, unit = numeric
             source = f"attribute {attribute}" + (f" ({unit})" if unit else "")
         else:
             levels = sorted(set(map(str, raw)))
             codes = {lv: i for i, lv in enumerate(levels)}
-            values = np.array([codes[str(r)] for r in raw], dtype=float)
+            present = np.array([codes[str(r)] for r in raw], dtype=float)
             source = f"attribute {attribute} (categorical: " + ", ".join(f"{k}={v}" for k, v in codes.items()) + ")"
+        # supplemental machine-only clips used as normals carry no attributes: they sit at the centre of the prior
+        values = np.full(len(raw_all), float(np.mean(present)))
+        values[~missing] = present
+        distinct = np.unique(present)                     # k from the clips' own values only
     else:
-        values = np.round(_mean_power_db(clips["path"], sr))
+        values = np.round(_mean_power_db(clips["path"], sr, channels))
         source = "power (dB, rounded to 1 dB)"
-    distinct = np.unique(values)
+        distinct = np.unique(values)
     step = float(np.min(np.diff(distinct))) if distinct.size > 1 else 1.0
     return AttributeValues(v=values - values.mean(), k=float(k_scale / step), source=source, codes=codes)

@@ -1,9 +1,10 @@
 """OEVAE's settings: :class:`OEVAEConfig`, the named presets and the augmentation variants of its ablation."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 
+from asdkit.data.channels import check_channels
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
 from asdkit.presets import check_integers, named_preset
@@ -47,6 +48,10 @@ class OEVAEConfig:
     max_outliers : int or None
         Cap on the pseudo-anomaly clips (drawn evenly over the other machine
         types, seeded); None = all.
+    channels : str
+        Channel policy of :mod:`asdkit.data.channels` (``"auto"``, ``"mono"``, ``"near"``, ``"far"``,
+        ``"both"``: the far microphone as a second input channel, ``"denoised"``: the near one with the
+        far one's noise cancelled).
     """
 
     features: str = "paper"
@@ -67,8 +72,10 @@ class OEVAEConfig:
     n_neighbors: int = 1
     w: float = 0.5
     max_outliers: int | None = None
+    channels: str = "auto"
 
     def __post_init__(self):
+        check_channels(self.channels, name="OEVAEConfig.channels")
         if self.features not in FEATURE_PRESETS:
             raise ConfigError(f"OEVAEConfig.features={self.features!r}: choose one of {sorted(FEATURE_PRESETS)}.")
         check_integers(self, ("width", "vae_hidden", "latent", "n_zd", "epochs", "batch_size", "n_neighbors", "smote_k"))
@@ -86,7 +93,7 @@ class OEVAEConfig:
 
     @property
     def feature_config(self) -> FeatureConfig:
-        return FEATURE_PRESETS[self.features]
+        return replace(FEATURE_PRESETS[self.features], channels=self.channels)
 
     @property
     def embedding_dim(self) -> int:

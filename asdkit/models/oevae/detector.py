@@ -207,7 +207,7 @@ class OEVAEDetector(Detector):
             out_paths = [out_paths[i] for i in pick]
 
         attr = attribute_values(train, attribute=self.attribute, k_scale=config.k_scale,
-                                sr=config.feature_config.sr)
+                                sr=config.feature_config.sr, channels=config.channels)
         feats = self._features(train["path"])                      # (n_clips, 8, n_mels, T)
         n_clips, n_seg = feats.shape[:2]
         segs = feats.reshape(n_clips * n_seg, *feats.shape[2:])

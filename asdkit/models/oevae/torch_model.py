@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from asdkit.data.channels import n_channels
 from asdkit.models.oevae.config import OEVAEConfig
 from asdkit.models.resnet import ResNet18
 
@@ -94,7 +95,7 @@ class OEVAENet(nn.Module):
 
     def __init__(self, config: OEVAEConfig):
         super().__init__()
-        self.extractor = ResNet18(width=config.width)
+        self.extractor = ResNet18(width=config.width, in_channels=n_channels(config.channels))
         d = self.extractor.embedding_dim
         self.head = MachineHead(d, hidden=max(32, d // 4))
         self.vae = DomainVAE(d, hidden=config.vae_hidden, latent=config.latent, n_zd=config.n_zd)
