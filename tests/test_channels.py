@@ -71,14 +71,13 @@ def test_three_channels_and_bad_policy(write_wav, rng):
     assert [n_channels(c) for c in CHANNELS] == [1, 1, 1, 1, 2, 1]
 
 
-def test_canceller_removes_the_noise_the_far_microphone_hears(rng):
+def test_canceller_subtracts_the_noise_the_far_microphone_hears_and_keeps_the_machine(rng):
     sr, n = 16000, 5 * 16000
     t = np.arange(n) / sr
     machine = np.sin(2 * np.pi * 440 * t) + 0.5 * np.sin(2 * np.pi * 1320 * t)
-    noise = rng.standard_normal(n)
-    delayed = np.roll(noise, 40)                             # the path to the near microphone: 2.5 ms
-    near = machine + 1.5 * delayed
-    far = 0.05 * machine + 3.0 * noise
+    noise = rng.standard_normal(n) * (1 + 2 * (np.sin(2 * np.pi * 0.5 * t) > 0.7))   # with loud passages
+    near = machine + 1.0 * np.roll(noise, 40)                 # the path to the near microphone: 2.5 ms
+    far = 0.1 * machine + 3.0 * noise                         # the machine leaks into the far microphone
     out = cancel_far_noise(near.astype(np.float32), far.astype(np.float32))
     core = slice(2048, n - 2048)
 
@@ -86,9 +85,11 @@ def test_canceller_removes_the_noise_the_far_microphone_hears(rng):
         err = y[core] - machine[core] * (y[core] @ machine[core]) / (machine[core] @ machine[core])
         return 10 * np.log10(np.sum(machine[core] ** 2) / np.sum(err ** 2))
 
-    assert snr(near) < 0                                      # noise-dominated at the near microphone
-    assert snr(out) > snr(near) + 15                          # the canceller removes most of it
-    assert np.corrcoef(out[core], machine[core])[0, 1] > 0.98
+    assert snr(out) > snr(near) + 6                            # most of the noise is gone
+    spec = lambda y: np.abs(np.fft.rfft(y[core]))              # noqa: E731
+    tones = [int(round(f * (n - 4096) / sr)) for f in (440, 1320)]
+    kept = spec(out)[tones] / spec(near)[tones]
+    assert np.all(kept > 0.85)                                 # the machine's tones are not subtracted with it
 
 
 def test_features_and_cache_keep_the_channels_apart(stereo, tmp_path):

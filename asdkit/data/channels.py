@@ -19,9 +19,9 @@ Every model and feature function takes ``channels``, one of:
     The file must have two channels; both are read, shape ``(2, n)``, and the
     models take the far one as a second input channel (a noise reference).
 ``"denoised"``
-    The file must have two channels; the near channel with the far channel's
-    noise cancelled (:func:`cancel_far_noise`), one waveform. Every model
-    family can use it unchanged.
+    The file must have two channels; the near channel with the noise the far
+    channel hears subtracted (spectral subtraction, :func:`cancel_far_noise`),
+    one waveform. Every model family can use it unchanged.
 
 A request the file cannot meet (a mono file asked for ``"far"``, a stereo file
 under ``"mono"``, a silent far channel asked for ``"far"``/``"both"``/
@@ -61,36 +61,51 @@ def n_channels(channels: str) -> int:
 
 
 def cancel_far_noise(near: np.ndarray, far: np.ndarray, *, n_fft: int = 1024, hop_length: int = 256,
-                     eps: float = 1e-10) -> np.ndarray:
-    """The near channel with the noise that the far channel hears cancelled.
+                     quantile: float = 0.2, smooth_bins: int = 33, floor_db: float = -20.0) -> np.ndarray:
+    """The near channel with the noise that the far channel hears subtracted (spectral subtraction).
 
-    A two-microphone noise canceller in the STFT domain: per frequency bin, the
-    complex gain ``a(f)`` that best predicts the near channel from the far one
-    over the whole clip (least squares, ``a = sum N F* / sum |F|^2``) is the
-    noise's path from the far to the near microphone, since the far microphone
-    hears mostly noise; ``N - a F`` is transformed back to a waveform. What the
-    near microphone hears of the machine and the far one does not is kept.
+    The far microphone hears mostly the environment, so its power spectrogram
+    ``|F|^2``, scaled by how much weaker the near microphone hears that noise,
+    estimates the noise in the near channel: ``|N|^2 - c(f) |F|^2``, floored at
+    ``floor_db`` below ``|N|^2``, with the near channel's phase, back to a waveform.
+
+    The scale ``c(f)`` is estimated from the clip itself, robustly against the
+    machine: per frequency bin, a low ``quantile`` over time of ``|N|^2 / |F|^2``
+    (frames where the noise dominates the near channel too: impacts, loud
+    passages), then a running median over ``smooth_bins`` bins, so that the
+    machine's own tones, which also leak into the far channel but occupy few
+    bins, do not raise it. (A complex least-squares canceller per bin would
+    cancel those tones along with the noise.)
 
     Parameters
     ----------
     near, far : ndarray of shape (n_samples,)
     n_fft, hop_length : int
         STFT window and hop (64 ms / 16 ms at 16 kHz).
+    quantile : float, default 0.2
+    smooth_bins : int, default 33
+        Width (odd) of the running median over frequency (about 500 Hz).
+    floor_db : float, default -20
+        The most any time-frequency bin is attenuated.
 
     Returns
     -------
     ndarray of shape (n_samples,), float32
     """
     import librosa
+    from scipy.ndimage import median_filter
 
     near = np.asarray(near, dtype=np.float32)
     far = np.asarray(far, dtype=np.float32)
     if near.shape != far.shape or near.ndim != 1:
         raise ConfigError(f"cancel_far_noise takes two waveforms of one shape (n,), got {near.shape} and {far.shape}.")
     N = librosa.stft(near, n_fft=n_fft, hop_length=hop_length)
-    F = librosa.stft(far, n_fft=n_fft, hop_length=hop_length)
-    gain = (N * F.conj()).sum(axis=1, keepdims=True) / ((np.abs(F) ** 2).sum(axis=1, keepdims=True) + eps)
-    out = librosa.istft(N - gain * F, hop_length=hop_length, n_fft=n_fft, length=near.shape[0])
+    pn = np.abs(N).astype(np.float64) ** 2 + 1e-20
+    pf = np.abs(librosa.stft(far, n_fft=n_fft, hop_length=hop_length)).astype(np.float64) ** 2 + 1e-20
+    ratio = np.quantile(np.log(pn / pf), quantile, axis=1)
+    scale = np.exp(median_filter(ratio, size=smooth_bins, mode="nearest"))[:, None]
+    gain = np.sqrt(np.maximum(1.0 - scale * pf / pn, 10 ** (floor_db / 10)))
+    out = librosa.istft(N * gain, hop_length=hop_length, n_fft=n_fft, length=near.shape[0])
     return out.astype(np.float32)
 
 
