@@ -6,8 +6,12 @@ layer or the ones above it in this list:
 1. :mod:`asdkit.errors`, :mod:`asdkit.io`, :mod:`asdkit.presets`: the error
    types, atomic writes, named presets;
 2. :mod:`asdkit.data`: file names, :func:`scan_root` (any DCASE-layout root as
-   one clip table), :func:`load_clip`, the embedded synthetic dataset
-   (:mod:`asdkit.data.synth`), downloads (:mod:`asdkit.data.download`);
+   one clip table), :func:`load_clip` with its channel policy for the two
+   microphones of 2026 (:mod:`asdkit.data.channels`), the embedded synthetic
+   dataset (:mod:`asdkit.data.synth`, the 2025/2026 variants in
+   :mod:`asdkit.data.synth_years`), the 2025 supplemental clips
+   (:mod:`asdkit.data.supplemental`), downloads (:mod:`asdkit.data.download`,
+   :mod:`asdkit.data.releases`);
 3. :mod:`asdkit.features`: standardised 2-s segments, log-mel / FFT / phase
    spectra, :func:`extract` with a :class:`FeatureCache`, Mixup and SMOTE;
 4. :mod:`asdkit.scoring`: scoring backends on any embedding array (KNN,
@@ -31,9 +35,11 @@ __version__ = "0.1.0"
 
 from asdkit.errors import (AsdkitError, AudioError, ConfigError, DatasetError, DownloadError,  # noqa: F401
                            FileNameError, NotFittedError, ScoreFileError)
-from asdkit.data import audio, synth  # noqa: F401
+from asdkit.data import audio, channels, supplemental, synth, synth_years  # noqa: F401
+from asdkit.data.channels import CHANNELS, cancel_far_noise  # noqa: F401
 from asdkit.data.audio import load_clip, segment, standardize  # noqa: F401
-from asdkit.data.dataset import attribute_frame, clip_table, find_machines, scan_root, summarize  # noqa: F401
+from asdkit.data.dataset import (attribute_frame, clip_formats, clip_table, find_machines, scan_root,  # noqa: F401
+                                 summarize)
 from asdkit.data.names import ClipName, format_filename, parse_filename  # noqa: F401
 from asdkit.data.synth import synthesize  # noqa: F401
 from asdkit import features  # noqa: F401

@@ -74,10 +74,11 @@ def cmd_download(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from asdkit.data.dataset import scan_root, summarize
+    from asdkit.data.dataset import clip_formats, scan_root, summarize
 
     table = scan_root(args.root, machines=args.machines, strict=not args.lenient)
-    print(summarize(table).to_string())
+    counts = summarize(table)
+    print(counts.join(clip_formats(table)).to_string())
     print(f"\n{len(table)} clips, {table['machine'].nunique()} machine types")
     return 0
 
@@ -87,7 +88,7 @@ def cmd_prepare(args) -> int:
 
     t0 = time.perf_counter()
     res = prepare(args.root, args.out, features=args.features, machines=args.machines,
-                  cache=args.cache, device=_device(args.device), progress=_progress())
+                  cache=args.cache, device=_device(args.device), progress=_progress(), channels=args.channels)
     print(res["summary"].to_string())
     print(f"\nlog-mel features ({args.features} preset) of {len(res['table'])} clips in "
           f"{time.perf_counter() - t0:.1f} s; wrote:")
@@ -247,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--machines", nargs="+")
     r.add_argument("--cache", type=Path, help="feature cache folder (reused across runs)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    r.add_argument("--channels", default="auto", choices=list(CHANNELS),
+                   help="which microphone(s): auto, mono, near, far, both (adds a channel axis) or denoised")
     r.set_defaults(func=cmd_prepare)
 
     e = sub.add_parser("evaluate", help="score a folder of official-format anomaly score CSVs")

@@ -275,3 +275,26 @@ def test_in_memory_evaluation_equals_evaluating_the_written_files(quick_root, tm
     per_section = pd.read_csv(out / "reference-knn" / "results.csv")
     cols = ["auc_source", "auc_target", "pauc", "f1_source", "f1_target"]
     np.testing.assert_allclose(per_section[cols].to_numpy(), from_files.table[cols].to_numpy(), atol=1e-12)
+
+
+def test_synth_years_and_info_shows_the_channels(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "y26"), "--year", "2026", "--machines", "SynValve"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "y26")]) == 0
+    out = capsys.readouterr().out
+    assert "channels" in out and "SynValve" in out
+    line = next(x for x in out.splitlines() if x.lstrip().startswith("SynValve"))
+    assert line.split()[-3:] == ["2", "16000", "6.0"]
+    assert main(["synth", str(tmp_path / "y25"), "--year", "2025", "--machines", "SynFan"]) == 0
+    assert "supplemental" in capsys.readouterr().out
+
+
+def test_run_with_a_policy_the_clips_cannot_meet_is_one_clear_line(quick_root, tmp_path, capsys):
+    assert main(["run", "--data", str(quick_root), "--system", "reference-knn", "--out", str(tmp_path / "r"),
+                 "--machines", "SynFan", "--channels", "far", "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asdkit: error:") and "is mono" in err and "--channels auto" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "--data", str(quick_root), "--system", "reference-knn", "--out", str(tmp_path / "r"),
+              "--channels", "left"])
+    assert stop.value.code == 2 and "invalid choice: 'left'" in capsys.readouterr().err

@@ -415,4 +415,34 @@ def clip_table(clips, *, name: str = "clips") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-__all__ += ["attribute_frame", "clip_table"]
+def clip_formats(table: pd.DataFrame) -> pd.DataFrame:
+    """Channels, sample rate and length of each machine type's clips, read from the headers of its files.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by (machine, part, split), columns ``channels``, ``samplerate``, ``seconds``: one value
+        where every clip agrees, else the distinct values as text (``"1, 2"``), so a root that mixes mono
+        and two-channel clips shows at once.
+    """
+    import soundfile as sf
+
+    rows = []
+    for (machine, part, split), sub in table.groupby(["machine", "part", "split"], sort=True):
+        infos = []
+        for p in sub["path"]:
+            try:
+                infos.append(sf.info(str(p)))
+            except (sf.LibsndfileError, RuntimeError):
+                continue
+        def one(values):
+            values = sorted(set(values))
+            return values[0] if len(values) == 1 else ", ".join(map(str, values))
+        rows.append(dict(machine=machine, part=part, split=split,
+                         channels=one(i.channels for i in infos) if infos else None,
+                         samplerate=one(i.samplerate for i in infos) if infos else None,
+                         seconds=one(round(i.duration, 2) for i in infos) if infos else None))
+    return pd.DataFrame(rows).set_index(["machine", "part", "split"])
+
+
+__all__ += ["attribute_frame", "clip_table", "clip_formats"]

@@ -78,7 +78,7 @@ class NotebookSetup:
 
 
 def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.PathLike = "../data/quick",
-                   dpi: int = FIGURE_DPI) -> NotebookSetup:
+                   dpi: int = FIGURE_DPI, year: int | None = None) -> NotebookSetup:
     """Find or write the dataset, choose the preset, set the figure resolution.
 
     Parameters
@@ -89,6 +89,9 @@ def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.P
         Where the embedded quick dataset is (written there, seed 0, when missing).
     dpi : int
         matplotlib's figure resolution for the notebook.
+    year : {None, 2025, 2026}, optional
+        Which kind of embedded data to write at ``default`` when it is missing
+        (:func:`asdkit.data.synth.synthesize`'s ``year``: 2026 = two-channel clips).
 
     Returns
     -------
@@ -103,7 +106,7 @@ def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.P
             raise ConfigError(f"ASDKIT_DATA={str(root)!r} does not exist; point it at a DCASE-layout root.")
         from asdkit.data.synth import synthesize
 
-        synthesize(root, preset="quick", seed=0, progress=False)
+        synthesize(root, preset="quick", seed=0, progress=False, year=year)
     preset = "quick" if small else os.environ.get("ASDKIT_PRESET", "quick")
     if preset not in PRESETS:
         raise ConfigError(f"ASDKIT_PRESET={preset!r}: choose one of {list(PRESETS)}.")

@@ -16,7 +16,7 @@ __all__ = ["prepare"]
 
 
 def prepare(root, out, *, features: str = "quick", machines=None, cache=None, device: str = "cpu",
-            progress: bool = False) -> dict:
+            progress: bool = False, channels: str = "auto") -> dict:
     """Scan a root, extract log-mel features of every clip and write them with the clip table.
 
     Writes ``<out>/clips.csv`` (the clip table, with a ``row`` column that indexes
@@ -24,14 +24,16 @@ def prepare(root, out, *, features: str = "quick", machines=None, cache=None, de
     domain and label), ``<out>/log_mel_<machine>.npy`` (float16 arrays of shape
     ``(n_clips, n_segments, n_mels, n_frames)``) and ``<out>/features.json``
     (the feature configuration). Every file is written to a temporary name and
-    renamed into place.
+    renamed into place. ``channels`` is the channel policy of
+    :mod:`asdkit.data.channels`; under ``"both"`` the arrays have a channel axis
+    (near, far) after the segment axis.
 
     Returns
     -------
     dict
         ``{"table": DataFrame, "summary": DataFrame, "files": [Path, ...]}``
     """
-    cfg = feature_config(features)
+    cfg = feature_config(features, channels=channels)
     table = scan_root(root, machines=machines)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
