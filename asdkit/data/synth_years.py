@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import fft as sp_fft
 
+from asdkit.data import machines
 from asdkit.errors import ConfigError
 
 __all__ = ["YEARS", "NOISE_SCENES", "SCENES_BY_DOMAIN", "SUPPLEMENTAL_KINDS", "generate_two_channel",
@@ -38,12 +39,6 @@ YEARS = (None, 2024, 2025, 2026)
 SUPPLEMENTAL_KINDS = ("machine", "noise")
 _KIND_ID = {"machine": 0, "noise": 1}
 _SUPPLEMENTAL_SPLIT_ID = 2                  # beside train = 0 and test = 1 in the clip seeds
-
-
-def _synth():
-    from asdkit.data import synth
-
-    return synth
 
 
 # --------------------------------------------------------------------------- 2026 noise scenes
@@ -61,18 +56,16 @@ def _hits(rng: np.random.Generator, n: int, sr: int, rate: float) -> np.ndarray:
 
 
 def _scene_hall(rng, n, sr):
-    return _synth()._bg_hall(rng, n, sr)
+    return machines.bg_hall(rng, n, sr)
 
 
 def _scene_ventilation(rng, n, sr):
-    s = _synth()
-    babble = s._noise(rng, n, s._band(n, sr, 300.0, 3000.0, 1.5)) * (0.5 + s._bursts(rng, n, sr, 3.0, (0.1, 0.4)))
-    return s._unit(s._bg_ventilation(rng, n, sr) + 0.7 * s._unit(babble))
+    babble = machines.shaped_noise(rng, n, machines.band_shape(n, sr, 300.0, 3000.0, 1.5)) * (0.5 + machines.burst_envelope(rng, n, sr, 3.0, (0.1, 0.4)))
+    return machines.to_unit_rms(machines.bg_ventilation(rng, n, sr) + 0.7 * machines.to_unit_rms(babble))
 
 
 def _scene_workshop(rng, n, sr):
-    s = _synth()
-    return s._unit(s._bg_workshop(rng, n, sr) + 1.5 * s._unit(_hits(rng, n, sr, 2.0)))
+    return machines.to_unit_rms(machines.bg_workshop(rng, n, sr) + 1.5 * machines.to_unit_rms(_hits(rng, n, sr, 2.0)))
 
 
 #: Environmental noise scenes of the 2026 data: name -> (generator, (low, high) machine-to-scene ratio in dB
@@ -123,7 +116,6 @@ def generate_two_channel(machine: str, *, domain: str = "source", label: str = "
     >>> y.shape
     (2, 32000)
     """
-    s = _synth()
     if domain not in SCENES_BY_DOMAIN:
         raise ConfigError(f"domain must be 'source' or 'target', got {domain!r}.")
     attrs = dict(attributes or {})
@@ -134,22 +126,22 @@ def generate_two_channel(machine: str, *, domain: str = "source", label: str = "
         scene = scenes[int(rng.integers(len(scenes)))]
     if scene not in NOISE_SCENES:
         raise ConfigError(f"noise={scene!r} is not a noise scene; choose one of {list(NOISE_SCENES)}.")
-    parts = s._machine_part(machine, domain=domain, label=label, attributes=attrs or None, rng=rng,
+    parts = machines.machine_part(machine, domain=domain, label=label, attributes=attrs or None, rng=rng,
                             seconds=seconds, sr=sr, anomaly=anomaly, severity=severity)
     m, rng, cond, n = parts.machine, parts.rng, parts.condition, parts.n
-    local = s._db(-rng.uniform(*parts.snr_range)) * parts.make_bg(rng, n, sr)
+    local = machines.db_gain(-rng.uniform(*parts.snr_range)) * parts.make_bg(rng, n, sr)
     make_scene, (lo, hi) = NOISE_SCENES[scene]
-    level = s._db(-rng.uniform(lo, hi))
+    level = machines.db_gain(-rng.uniform(lo, hi))
     noise = make_scene(rng, n, sr)
-    diffuse = [s._noise(rng, n, s._band(n, sr, 30.0, 7500.0) / np.sqrt(s._freqs(n, sr))) for _ in range(2)]
+    diffuse = [machines.shaped_noise(rng, n, machines.band_shape(n, sr, 30.0, 7500.0) / np.sqrt(machines.rfft_freqs(n, sr))) for _ in range(2)]
     near = (m + local + level * _path(noise, sr, delay_s=rng.uniform(0.002, 0.008), gain_db=0.0, cutoff_hz=5000.0)
-            + level * s._db(-10.0) * diffuse[0])
-    far_scene = level * s._db(rng.uniform(*FAR_SCENE_DB))
+            + level * machines.db_gain(-10.0) * diffuse[0])
+    far_scene = level * machines.db_gain(rng.uniform(*FAR_SCENE_DB))
     far = (_path(m, sr, delay_s=rng.uniform(0.005, 0.015), gain_db=rng.uniform(*FAR_MACHINE_DB), cutoff_hz=3000.0)
-           + 0.5 * local + far_scene * noise + far_scene * s._db(-10.0) * diffuse[1])
-    near = sp_fft.irfft(sp_fft.rfft(near) * s._mic_response(rng, cond.get("mic", parts.spec.mic), n, sr), n)
-    far = sp_fft.irfft(sp_fft.rfft(far) * s._mic_response(rng, "1", n, sr), n)
-    y = np.stack([s._level(rng, near), s._level(rng, far)])
+           + 0.5 * local + far_scene * noise + far_scene * machines.db_gain(-10.0) * diffuse[1])
+    near = sp_fft.irfft(sp_fft.rfft(near) * machines.mic_response(rng, cond.get("mic", parts.spec.mic), n, sr), n)
+    far = sp_fft.irfft(sp_fft.rfft(far) * machines.mic_response(rng, "1", n, sr), n)
+    y = np.stack([machines.set_level(rng, near), machines.set_level(rng, far)])
     if return_info:
         return y, {"condition": dict(cond, noise=scene), "anomaly": parts.anomaly, "severity": parts.severity}
     return y
@@ -165,7 +157,7 @@ def supplemental_seed(seed: int, machine: str, kind: str, index: int) -> np.rand
     """The seed sequence of one supplemental clip, apart from every training and test clip's."""
     if kind not in _KIND_ID:
         raise ConfigError(f"kind must be one of {list(SUPPLEMENTAL_KINDS)}, got {kind!r}.")
-    return np.random.SeedSequence([int(seed), _synth().machine_spec(machine).machine_id, _SUPPLEMENTAL_SPLIT_ID,
+    return np.random.SeedSequence([int(seed), machines.machine_spec(machine).machine_id, _SUPPLEMENTAL_SPLIT_ID,
                                    _KIND_ID[kind], int(index)])
 
 
@@ -184,14 +176,13 @@ def generate_supplemental(machine: str, kind: str, *, rng: np.random.Generator |
     -------
     ndarray of shape (round(seconds * sr),), float32; with ``return_info`` also ``{"condition": ...}``
     """
-    s = _synth()
     if kind not in _KIND_ID:
         raise ConfigError(f"kind must be one of {list(SUPPLEMENTAL_KINDS)}, got {kind!r}.")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    parts = s._machine_part(machine, domain="source", label="normal", attributes=None, rng=rng, seconds=seconds,
+    parts = machines.machine_part(machine, domain="source", label="normal", attributes=None, rng=rng, seconds=seconds,
                             sr=sr, anomaly=None, severity=None)
     n, cond = parts.n, parts.condition
     y = parts.machine if kind == "machine" else parts.make_bg(parts.rng, n, sr)
-    y = sp_fft.irfft(sp_fft.rfft(y) * s._mic_response(parts.rng, cond.get("mic", parts.spec.mic), n, sr), n)
-    y = s._level(parts.rng, y)
+    y = sp_fft.irfft(sp_fft.rfft(y) * machines.mic_response(parts.rng, cond.get("mic", parts.spec.mic), n, sr), n)
+    y = machines.set_level(parts.rng, y)
     return (y, {"condition": dict(cond)}) if return_info else y
