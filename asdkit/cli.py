@@ -11,6 +11,7 @@ Subcommands::
                [--seed N | --seeds N...] [--threads N] [--save-models] [--channels auto|near|far|both|denoised]
                [--supplemental machine noise]
     asdkit seeds FOLDER
+    asdkit compare RUN_FOLDER RUN_FOLDER...
     asdkit score --model DIR (--data ROOT | --clips WAV...) --out DIR [--score NAME]
     asdkit systems
     asdkit demo [--data DIR] [--out DIR]
@@ -155,6 +156,17 @@ def _run_seeds(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from asdkit.experiments.ablation import compare_runs
+
+    names = [str(f).rstrip("/").split("/")[-1] for f in args.folders]
+    if len(set(names)) != len(names):
+        names = [str(f) for f in args.folders]
+    table = compare_runs(dict(zip(names, args.folders)))
+    print(table.to_string())
+    return 0
+
+
 def cmd_seeds(args) -> int:
     from asdkit.experiments.seeds import format_seeds_table, summarise_seeds
 
@@ -290,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "--seed N each, e.g. side by side)")
     e.add_argument("folder", type=Path)
     e.set_defaults(func=cmd_seeds)
+    k = sub.add_parser("compare", help="the systems of several asdkit run folders side by side, with differences "
+                       "to the first (e.g. --channels auto / both / denoised)")
+    k.add_argument("folders", type=Path, nargs="+")
+    k.set_defaults(func=cmd_compare)
 
     c = sub.add_parser("score", help="score clips with a saved detector; write the official score and decision files")
     c.add_argument("--model", type=Path, required=True,

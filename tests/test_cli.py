@@ -298,3 +298,21 @@ def test_run_with_a_policy_the_clips_cannot_meet_is_one_clear_line(quick_root, t
         main(["run", "--data", str(quick_root), "--system", "reference-knn", "--out", str(tmp_path / "r"),
               "--channels", "left"])
     assert stop.value.code == 2 and "invalid choice: 'left'" in capsys.readouterr().err
+
+
+def test_compare_runs_side_by_side(tmp_path, capsys):
+    from asdkit.experiments.ablation import compare_runs
+
+    idx = pd.MultiIndex.from_tuples([("official score", "h-mean"), ("harmonic mean", "AUC(source)"),
+                                     ("harmonic mean", "AUC(target)")], names=["machine", "metric"])
+    for name, base in (("auto", 60.0), ("both", 63.5)):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"reference-knn": [base, 80.0, 50.0], "classifier": [base + 1, 70.0, 55.0]},
+                     index=idx).to_csv(tmp_path / name / "results.csv")
+    table = compare_runs({"auto": tmp_path / "auto", "both": tmp_path / "both"})
+    assert table.loc[("official score", "classifier"), "both - auto"] == 3.5
+    assert table.loc[("h-mean AUC(target)", "reference-knn"), "both - auto"] == 0.0
+    assert main(["compare", str(tmp_path / "auto"), str(tmp_path / "both")]) == 0
+    assert "both - auto" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "auto"), str(tmp_path / "missing")]) == 2
+    assert "results.csv" in capsys.readouterr().err

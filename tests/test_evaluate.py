@@ -333,13 +333,14 @@ def test_official_score_with_zero_auc(tmp_path):
     assert 0 < r.official_score < 100 * EPS
 
 
-def test_eval_layout_of_2025_with_the_organisers_eval_data_list(tmp_path):
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_eval_layout_with_the_organisers_eval_data_list(tmp_path, year):
     # 2025/2026: the organisers' datasets/eval_data_list_<year>.csv maps anonymised to labelled names
     root = make_eval_root(tmp_path / "data", with_truth=False)
     lines = ["3DPrinter"] + [f"{f},section_00_{'target' if d else 'source'}_test_{'anomaly' if y else 'normal'}_"
                              f"{i:04d}_noAttribute.wav" for i, (f, y, d, _) in enumerate(EVAL)]
     (tmp_path / "evaluator").mkdir()
-    (tmp_path / "evaluator" / "eval_data_list_2025.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "evaluator" / f"eval_data_list_{year}.csv").write_text("\n".join(lines) + "\n")
     r = evaluate_scores(write_eval_scores(tmp_path / "scores"), root, ground_truth=tmp_path / "evaluator")
     row = r.table.iloc[0]
     assert (row["part"], row["n_clips"], row["auc_source"], row["auc_target"]) == ("eval", 6, 0.75, 0.25)

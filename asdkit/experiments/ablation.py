@@ -22,7 +22,7 @@ from asdkit.experiments.protocol import META_COLUMNS, tasks
 from asdkit.experiments.run import RootModels, fit_family
 from asdkit.experiments.systems import SYSTEMS, BuildContext
 
-__all__ = ["ablation_table", "lever_table", "LEVERS", "seed_tables"]
+__all__ = ["ablation_table", "lever_table", "LEVERS", "seed_tables", "compare_runs"]
 
 #: The scoring levers that ``asdkit run`` measures in every run, as (without, with) pairs of systems that
 #: share one fitted detector per machine type: switching the lever on changes only how it scores.
@@ -167,3 +167,59 @@ def lever_table(source, levers: Mapping[str, tuple[str, str]] | None = None,
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index = pd.MultiIndex.from_tuples(out.index, names=["lever", "metric"])
     return out
+
+
+def _results(source) -> pd.DataFrame:
+    """The results table of a run: an ExperimentResult, a table, or a run folder (its ``results.csv``)."""
+    from pathlib import Path
+
+    if isinstance(source, pd.DataFrame):
+        return source
+    if hasattr(source, "table"):
+        return source.table
+    path = Path(source) / "results.csv"
+    if not path.is_file():
+        raise ConfigError(f"compare_runs: {str(path)!r} not found; give folders written by 'asdkit run'.")
+    return pd.read_csv(path, index_col=[0, 1])
+
+
+def compare_runs(runs: Mapping[str, object], *, against: str | None = None,
+                 metrics: Sequence[tuple[str, str]] = (("official score", "h-mean"),
+                                                       ("harmonic mean", "AUC(source)"),
+                                                       ("harmonic mean", "AUC(target)"))) -> pd.DataFrame:
+    """The same systems in several runs side by side (channel policies, supplemental clips, ...), with differences.
+
+    Parameters
+    ----------
+    runs : mapping of name to run
+        Each an :class:`~asdkit.experiments.run.ExperimentResult`, a results table, or a folder written by
+        ``asdkit run`` (its ``results.csv``), e.g. ``{"auto": "runs/y2026/auto", "both": "runs/y2026/both"}``.
+    against : str, optional
+        The run the others are compared with (default: the first).
+    metrics : sequence of (row group, metric) of the results table
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(metric, system)`` over the systems every run has; one column per run (in %), and
+        ``<run> - <against>`` for every other run.
+    """
+    tables = {name: _results(src) for name, src in runs.items()}
+    if len(tables) < 2:
+        raise ConfigError("compare_runs: give two runs or more.")
+    against = next(iter(tables)) if against is None else against
+    if against not in tables:
+        raise ConfigError(f"compare_runs: against={against!r} is not one of the runs {list(tables)}.")
+    systems = [s for s in tables[against].columns if all(s in t.columns for t in tables.values())]
+    if not systems:
+        raise ConfigError("compare_runs: the runs have no system in common.")
+    blocks = {}
+    for group, metric in metrics:
+        label = "official score" if group == "official score" else f"h-mean {metric}"
+        frame = pd.DataFrame({name: t.loc[(group, metric), systems].astype(float) for name, t in tables.items()})
+        for name in tables:
+            if name != against:
+                frame[f"{name} - {against}"] = frame[name] - frame[against]
+        blocks[label] = frame
+    out = pd.concat(blocks, names=["metric", "system"])
+    return out.round(2)
