@@ -27,7 +27,6 @@ clips (a supplemental name in ``train/`` or ``test/`` is an error).
 from __future__ import annotations
 
 import csv
-import functools
 import os
 import warnings
 from pathlib import Path
@@ -165,8 +164,7 @@ def _read_truth(path: Path) -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=16)
-def _read_eval_list(path: str, mtime_ns: int) -> dict[str, dict[str, str]]:
+def _read_eval_list(path: Path) -> dict[str, dict[str, str]]:
     """An organisers' ``eval_data_list_<year>.csv``: machine -> {anonymised name: original name}."""
     out: dict[str, dict[str, str]] = {}
     machine = None
@@ -180,19 +178,53 @@ def _read_eval_list(path: str, mtime_ns: int) -> dict[str, dict[str, str]]:
     return out
 
 
-def _ground_truth(root: Path, ground_truth: Path | None, machine: str, section: str):
+class _TruthFiles:
+    """The ground-truth files below one folder, found in a single walk on first use.
+
+    The evaluator's ``ground_truth_*.csv`` by file name (in path order), and the organisers'
+    ``eval_data_list_*.csv``, each read once (the first list to name a clip wins).
+    """
+
+    def __init__(self, base: Path):
+        self.base = Path(base)
+        self._by_name: dict[str, list[Path]] | None = None
+        self._lists: dict[str, dict[str, str]] = {}
+
+    def _walk(self) -> dict[str, list[Path]]:
+        if self._by_name is None:
+            self._by_name = {}
+            for p in sorted(self.base.rglob("*.csv")):
+                if p.name.startswith("ground_truth_"):
+                    self._by_name.setdefault(p.name, []).append(p)
+                elif p.name.startswith("eval_data_list_"):
+                    for machine, names in _read_eval_list(p).items():
+                        mine = self._lists.setdefault(machine, {})
+                        for f, full in names.items():
+                            mine.setdefault(f, full)
+        return self._by_name
+
+    def named(self, name: str) -> list[Path]:
+        """The evaluator files called ``name``."""
+        return self._walk().get(name, [])
+
+    def eval_list(self, machine: str) -> dict[str, str]:
+        """Anonymised name -> original name of ``machine``'s clips in the organisers' lists."""
+        self._walk()
+        return self._lists.get(machine, {})
+
+
+def _ground_truth(truth: _TruthFiles, machine: str, section: str):
     """Return (labels, domains) dicts for a machine/section, either possibly empty.
 
     ``ground_truth_data`` gives labels, ``ground_truth_domain`` domains; the
-    evaluator's ``ground_truth_attributes`` (anonymised name -> full name) fills
-    in what those two leave open.
+    evaluator's ``ground_truth_attributes`` (anonymised name -> full name) and the
+    organisers' ``eval_data_list_<year>.csv`` fill in what those two leave open.
     """
     name = f"ground_truth_{machine}_section_{section}_test.csv"
-    base = ground_truth if ground_truth is not None else root
     labels: dict[str, str] = {}
     domains: dict[str, str] = {}
     from_names: dict[str, tuple] = {}
-    for p in sorted(Path(base).rglob(name)):
+    for p in truth.named(name):
         kind = p.parent.name
         if kind == "ground_truth_domain":
             domains.update({f: {"0": "source", "1": "target"}.get(v, v) for f, v in _read_truth(p).items()})
@@ -205,14 +237,13 @@ def _ground_truth(root: Path, ground_truth: Path | None, machine: str, section: 
                 except FileNameError:
                     continue
                 from_names[f] = (c.label, c.domain)
-    for p in sorted(Path(base).rglob("eval_data_list_*.csv")):
-        for f, full in _read_eval_list(str(p), p.stat().st_mtime_ns).get(machine, {}).items():
-            try:
-                c = parse_filename(full)
-            except FileNameError:
-                continue
-            if c.section == section:
-                from_names.setdefault(f, (c.label, c.domain))
+    for f, full in truth.eval_list(machine).items():
+        try:
+            c = parse_filename(full)
+        except FileNameError:
+            continue
+        if c.section == section:
+            from_names.setdefault(f, (c.label, c.domain))
     for f, (label, domain) in from_names.items():
         labels.setdefault(f, label)
         domains.setdefault(f, domain)
@@ -274,7 +305,7 @@ def scan_root(root: str | Path, *, machines: list[str] | None = None, strict: bo
             raise DatasetError(f"machine(s) {unknown} not found under {str(root)!r}; "
                                f"it holds: {sorted(found)}")
         found = {m: found[m] for m in machines}
-    gt_dir = Path(ground_truth) if ground_truth is not None else None
+    truth = _TruthFiles(Path(ground_truth) if ground_truth is not None else root)   # walked on first need
     rows, rejected = [], []
     for machine, dirs in found.items():
         for mdir in dirs:
@@ -300,7 +331,7 @@ def scan_root(root: str | Path, *, machines: list[str] | None = None, strict: bo
                     attrs, has = dict(c.attributes), c.has_attributes
                     if c.pattern == "anonymous":
                         if c.section not in truth_cache:
-                            truth_cache[c.section] = _ground_truth(root, gt_dir, machine, c.section)
+                            truth_cache[c.section] = _ground_truth(truth, machine, c.section)
                         labels, domains = truth_cache[c.section]
                         label = labels.get(c.file, label)
                         domain = domains.get(c.file, domain)
@@ -403,15 +434,14 @@ def clip_table(clips, *, name: str = "clips") -> pd.DataFrame:
             c = parse_filename(path.name)
         except FileNameError as e:
             raise FileNameError(f"{path}: {e}") from None
-        split = path.parent.name if path.parent.name in _FOLDERS else None
-        if split is not None:
+        folder = path.parent.name if path.parent.name in _FOLDERS else None
+        if folder is not None:
             try:
-                _check_folder(c, split)
+                _check_folder(c, folder)
             except FileNameError as e:
                 raise FileNameError(f"{path}: {e}") from None
-        split = split or c.split
-        machine = path.parent.parent.name if path.parent.name in _FOLDERS else path.parent.name
-        rows.append(_row(path, c, machine, _part_of(path.parent.parent, path.parent.parent), split))
+        machine = path.parent.parent.name if folder else path.parent.name
+        rows.append(_row(path, c, machine, _part_of(path.parent.parent, path.parent.parent), folder or c.split))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -427,6 +457,10 @@ def clip_formats(table: pd.DataFrame) -> pd.DataFrame:
     """
     import soundfile as sf
 
+    def one(values):
+        values = sorted(set(values))
+        return values[0] if len(values) == 1 else ", ".join(map(str, values))
+
     rows = []
     for (machine, part, split), sub in table.groupby(["machine", "part", "split"], sort=True):
         infos = []
@@ -435,9 +469,6 @@ def clip_formats(table: pd.DataFrame) -> pd.DataFrame:
                 infos.append(sf.info(str(p)))
             except (sf.LibsndfileError, RuntimeError):
                 continue
-        def one(values):
-            values = sorted(set(values))
-            return values[0] if len(values) == 1 else ", ".join(map(str, values))
         rows.append(dict(machine=machine, part=part, split=split,
                          channels=one(i.channels for i in infos) if infos else None,
                          samplerate=one(i.samplerate for i in infos) if infos else None,
