@@ -18,7 +18,7 @@ outliers see the same training clips).
 """
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +27,7 @@ import pandas as pd
 import soundfile as sf
 
 from asdkit.errors import ConfigError, DatasetError
+from asdkit.io import atomic_write_bytes
 
 __all__ = ["SUPPLEMENTAL_USES", "supplemental_rows", "as_normals", "mix_noise", "with_supplemental",
            "apply_supplemental"]
@@ -124,13 +125,9 @@ def mix_noise(train: pd.DataFrame, noise: pd.DataFrame, out: str | Path, *, frac
         if peak > 0.99:
             mix *= 0.99 / peak
         target = folder / Path(paths[i]).name
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-        try:
-            sf.write(str(tmp), mix.astype(np.float32), sr, subtype="PCM_16", format="WAV")
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        buf = io.BytesIO()
+        sf.write(buf, mix.astype(np.float32), sr, subtype="PCM_16", format="WAV")
+        atomic_write_bytes(target, buf.getvalue())
         paths[i], mixed[i] = str(target.resolve()), Path(noise_paths[j]).name
     return train.assign(path=paths, mixed_noise=mixed)
 

@@ -37,6 +37,7 @@ severity=...)``), which lets a notebook play a fault against its normal twin.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 import tempfile
@@ -49,6 +50,7 @@ import pandas as pd
 import soundfile as sf
 
 from asdkit.errors import ConfigError, DatasetError
+from asdkit.io import atomic_write_bytes, atomic_write_text
 from asdkit.data.machines import (BACKGROUNDS, DOMAINS, LABELS, MACHINES, MICROPHONES, MachineSpec,  # noqa: F401
                                   generate_clip, machine_spec)
 from asdkit.data.names import NO_ATTRIBUTE, format_filename
@@ -163,32 +165,23 @@ def _to_pcm16(y: np.ndarray) -> np.ndarray:
 
 
 def _write_wav(path: Path, y: np.ndarray, sr: int) -> None:
-    """Write a 16-bit PCM wav atomically (temp file, then ``os.replace``); ``y`` of shape (n,) or (channels, n)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        sf.write(str(tmp), _to_pcm16(y).T, sr, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write a 16-bit PCM wav atomically (:func:`asdkit.io.atomic_write_bytes`); ``y`` of shape (n,) or (channels, n)."""
+    buf = io.BytesIO()
+    sf.write(buf, _to_pcm16(y).T, sr, subtype="PCM_16", format="WAV")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _write_attributes_csv(path: Path, machine: str, rows: list[tuple[str, str, dict[str, str]]]) -> None:
     """Write ``attributes_00.csv`` (``file_name,d1p,d1v,...``) atomically."""
     width = max([len(a) for _, _, a in rows] + [1])
     header = ["file_name"] + [f"d{i}{c}" for i in range(1, width + 1) for c in ("p", "v")]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(header)
-            for split, file, attrs in sorted(rows, key=lambda r: (_SPLIT_ID[r[0]], r[1])):
-                cells = [x for kv in attrs.items() for x in kv] if attrs else [NO_ATTRIBUTE, ""]
-                writer.writerow([f"{machine}/{split}/{file}"] + cells + [""] * (2 * width - len(cells)))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for split, file, attrs in sorted(rows, key=lambda r: (_SPLIT_ID[r[0]], r[1])):
+        cells = [x for kv in attrs.items() for x in kv] if attrs else [NO_ATTRIBUTE, ""]
+        writer.writerow([f"{machine}/{split}/{file}"] + cells + [""] * (2 * width - len(cells)))
+    atomic_write_text(path, buf.getvalue())
 
 
 def clip_plan(spec: MachineSpec, preset: SynthPreset, *, year: int | None = None):
