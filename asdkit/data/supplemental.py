@@ -107,12 +107,15 @@ def mix_noise(train: pd.DataFrame, noise: pd.DataFrame, out: str | Path, *, frac
     folder.mkdir(parents=True, exist_ok=True)
     paths, mixed = train["path"].astype(str).tolist(), [""] * len(train)
     noise_paths = noise["path"].astype(str).tolist()
+    noise_waves: dict[int, tuple[np.ndarray, int]] = {}                 # each noise clip read once
     for i in order:
         if not chosen[i]:
             continue
         j, snr, offset = int(rng.integers(len(noise_paths))), rng.uniform(lo, hi), rng.random()
         y, sr = _read(paths[i])
-        n, nsr = _read(noise_paths[j])
+        if j not in noise_waves:
+            noise_waves[j] = _read(noise_paths[j])
+        n, nsr = noise_waves[j]
         if nsr != sr:
             raise DatasetError(f"{noise_paths[j]!r} is at {nsr} Hz, the training clip {paths[i]!r} at {sr} Hz.")
         n = np.tile(n, int(np.ceil(y.size / n.size)) + 1)
