@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - make the venv, install asdkit, run the main job (every system) on the embedded demo dataset
-#   make test   - make the venv, install asdkit with its test tools, run every test and notebook (what CI runs)
+#   make test   - make the venv, install asdkit with its test tools and Ray, run every test and notebook (what CI runs)
 # and a third is the contributor's lane after every change:
 #   make test-fast - the library tests without the slow ones (no notebooks, no browser): about 2 minutes
 # tests/test_browser.py drives JupyterLab in Debian's chromium (`make chromium` installs it with apt-get;
@@ -20,7 +20,7 @@ $(BIN)/asdkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
 	touch $@
 
 install: $(BIN)/asdkit

@@ -9,7 +9,8 @@ Subcommands::
     asdkit evaluate SCORE_DIR --data ROOT [--out FILE]
     asdkit run --data ROOT --system NAME... --preset quick|cpu|paper --out DIR [--machines ...] [--cache DIR]
                [--seed N | --seeds N...] [--threads N] [--save-models] [--channels auto|near|far|both|denoised]
-               [--supplemental machine noise]
+               [--supplemental machine noise] [--executor local|ray] [--address auto|ray://HOST:PORT]
+               [--cpus-per-job N] [--gpus-per-job N] [--resume]
     asdkit seeds FOLDER
     asdkit compare RUN_FOLDER RUN_FOLDER...
     asdkit score --model DIR (--data ROOT | --clips WAV...) --out DIR [--score NAME]
@@ -115,8 +116,46 @@ def _threads(n: int | None) -> None:
     if n < 1:
         raise AsdkitError(f"--threads {n}: give a positive number of CPU threads.")
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(n)
+    threadpool_limits(n)            # numpy's and scipy's BLAS too, for the rest of the process
+
+
+def _run_options(args) -> dict:
+    """The keyword arguments of run_experiment / run_seeds that ``asdkit run``'s options give."""
+    executor = getattr(args, "executor", "local")
+    address = getattr(args, "address", None)
+    cpus, gpus = getattr(args, "cpus_per_job", 1), getattr(args, "gpus_per_job", 0)
+    if executor != "ray" and (address is not None or cpus != 1 or gpus != 0):
+        raise AsdkitError("--address, --cpus-per-job and --gpus-per-job are for --executor ray.")
+    if cpus <= 0 or gpus < 0:
+        raise AsdkitError(f"--cpus-per-job {cpus:g} --gpus-per-job {gpus:g}: give a positive number of CPUs and "
+                          "zero or more GPUs per job.")
+    if executor == "ray":
+        from asdkit.experiments.executors import import_ray
+
+        import_ray()                         # a clear message before any work when Ray is missing
+        # each job resolves "auto" on the machine it runs on; only an explicit device is checked here
+        device = "auto" if args.device in (None, "auto") else args.device
+        if gpus == 0 and device.startswith("cuda"):
+            raise AsdkitError(f"--device {device} with --executor ray needs --gpus-per-job (e.g. 1): Ray hides GPUs "
+                              "from jobs that do not ask for one.")
+    else:
+        device = _device(args.device)
+    return dict(systems=args.system, preset=args.preset, out=args.out, machines=args.machines, device=device,
+                progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None),
+                save_models=getattr(args, "save_models", False), channels=getattr(args, "channels", "auto"),
+                supplemental=getattr(args, "supplemental", None) or (), executor=executor, address=address,
+                resume=getattr(args, "resume", False), cpus_per_job=cpus, gpus_per_job=gpus)
+
+
+def _failed(failures) -> int:
+    if not failures:
+        return 0
+    print(f"\nasdkit: error: {len(failures)} job(s) did not finish (listed above; each job's log.txt has the "
+          "traceback); fix them and run the same command with --resume.", file=sys.stderr)
+    return 1
 
 
 def cmd_run(args) -> int:
@@ -125,35 +164,27 @@ def cmd_run(args) -> int:
     _threads(getattr(args, "threads", None))
     if getattr(args, "seeds", None):
         return _run_seeds(args)
-    res = run_experiment(args.data, systems=args.system, preset=args.preset, out=args.out,
-                         machines=args.machines, device=_device(args.device), seed=args.seed,
-                         progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None),
-                         save_models=getattr(args, "save_models", False), channels=getattr(args, "channels", "auto"),
-                         supplemental=getattr(args, "supplemental", None) or ())
+    res = run_experiment(args.data, seed=args.seed, **_run_options(args))
     if not res.table.empty:
         print()
         print(format_table(res.table))
         print(f"\nwrote {res.out}/results.csv, results.md, config.json and one folder per system")
     else:
         print(f"\nwrote scores to {res.out} (no test labels: nothing to evaluate)")
-    return 0
+    return _failed(res.failures)
 
 
 def _run_seeds(args) -> int:
     from asdkit.experiments.seeds import format_seeds_table, run_seeds
 
-    res = run_seeds(args.data, seeds=args.seeds, systems=args.system, preset=args.preset, out=args.out,
-                    machines=args.machines, device=_device(args.device), progress=_progress(),
-                    plots=not args.no_plots, cache=getattr(args, "cache", None),
-                    save_models=getattr(args, "save_models", False), channels=getattr(args, "channels", "auto"),
-                    supplemental=getattr(args, "supplemental", None) or ())
+    res = run_seeds(args.data, seeds=args.seeds, **_run_options(args))
     if not res.table.empty:
         print()
         print(format_seeds_table(res.table))
         print(f"\nwrote {res.out}/results.csv, results.md, config.json and one folder per seed (seed_<n>/)")
     else:
         print(f"\nwrote scores to {res.out}/seed_<n>/ (no test labels: nothing to evaluate)")
-    return 0
+    return _failed([f for r in res.runs.values() for f in r.failures])
 
 
 def cmd_compare(args) -> int:
@@ -292,10 +323,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "shows mean ± std across them")
     u.add_argument("--no-plots", action="store_true", help="skip the ROC and score-histogram PNGs")
     u.add_argument("--cache", type=Path, help="feature cache folder shared across runs (default: OUT/.feature_cache)")
-    u.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 on cores "
-                   "shared with other jobs, where two threads stall each other)")
+    u.add_argument("--threads", type=int, help="CPU threads for torch and numpy's BLAS (default: their choice; use 1 "
+                   "on cores shared with other jobs, where two threads stall each other; a Ray job uses "
+                   "--cpus-per-job)")
     u.add_argument("--save-models", action="store_true",
-                   help="keep every fitted detector under OUT/models/<family>/<machine>/ (for 'asdkit score')")
+                   help="keep every fitted detector under OUT/models/<family>/<machine>/ (for 'asdkit score'; "
+                        "always on with --executor ray)")
+    u.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local (default): every job in this process; ray: every job (root model; system family x "
+                        "machine type x seed) a Ray task, side by side (pip install \"asdkit[ray]\")")
+    u.add_argument("--address", help="with --executor ray: auto (the cluster of 'ray start' on this machine) or "
+                   "ray://HOST:PORT (Ray Client); default: a local Ray instance for this run")
+    u.add_argument("--cpus-per-job", type=float, default=1,
+                   help="with --executor ray: CPUs each job declares, also its torch threads (default 1)")
+    u.add_argument("--gpus-per-job", type=float, default=0,
+                   help="with --executor ray: GPUs each job declares (default 0; e.g. 1, or 0.5 to share one)")
+    u.add_argument("--resume", action="store_true",
+                   help="run only the jobs without a finished result in OUT (after a failure or an interruption); "
+                        "the same data, preset, seed(s), channels and supplemental clips as before")
     u.set_defaults(func=cmd_run)
 
     e = sub.add_parser("seeds", help="mean ± std across seeds of runs written to FOLDER/seed_<n>/ (one asdkit run "

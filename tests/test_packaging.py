@@ -42,6 +42,13 @@ def test_environment_agrees_with_pyproject():
     assert env == _pyproject()
 
 
+def test_environment_installs_the_ray_extra():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (ray,) = meta["optional-dependencies"]["ray"]
+    text = (ROOT / "environment.yml").read_text()
+    assert re.search(rf"^      - {re.escape(ray)}(\s|$)", text, re.M), ray
+
+
 def test_environment_uses_conda_forge_and_installs_asdkit():
     text = (ROOT / "environment.yml").read_text()
     assert "conda-forge" in text and "-e ." in text

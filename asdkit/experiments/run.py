@@ -14,6 +14,12 @@ and ``<out>/results.csv``, ``<out>/results.md`` (all systems side by side),
 ``save_models=True``, every fitted detector under
 ``<out>/models/<family>/<machine>/`` (``asdkit score --model`` reads them).
 
+A run is a set of jobs (:mod:`asdkit.experiments.jobs`): each keeps its log
+and result under ``<out>/jobs/<family>/<machine>/``, ``<out>/jobs.csv`` lists
+them (status, seconds, worker) and ``<out>/plan.json`` pins what ``--resume``
+must match. They run in this process or on Ray
+(:mod:`asdkit.experiments.executors`), with the same files as the outcome.
+
 The walk over the root is :func:`asdkit.experiments.protocol.tasks`; the
 evaluation runs on the scores in memory (:func:`asdkit.evaluation.evaluate.evaluate_frame`),
 which gives the same table as evaluating the written files.
@@ -22,8 +28,9 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -35,13 +42,13 @@ from asdkit.data.channels import check_channels
 from asdkit.data.dataset import scan_root
 from asdkit.errors import ConfigError
 from asdkit.evaluation.evaluate import EvaluationResult, evaluate_frame, save_result
-from asdkit.evaluation.outputs import write_submission
-from asdkit.experiments.protocol import META_COLUMNS, Task, part_training, tasks
-from asdkit.experiments.systems import PRESETS, BuildContext, SystemSpec, family_members, resolve_systems
+from asdkit.experiments.jobs import fit_family, score_frame
+from asdkit.experiments.protocol import part_training
+from asdkit.experiments.systems import PRESETS, BuildContext, SystemSpec, resolve_systems
 from asdkit.io import atomic_write_bytes
 
-__all__ = ["run_experiment", "ExperimentResult", "results_table", "format_table", "score_frame", "fit_family",
-           "RootModels"]
+__all__ = ["run_experiment", "run_many", "ExperimentResult", "results_table", "format_table", "score_frame",
+           "fit_family", "RootModels"]
 
 
 @dataclass
@@ -65,7 +72,12 @@ class ExperimentResult:
     out : Path
     models : dict
         ``(family, machine) -> fitted Detector`` (for a look inside in a notebook:
-        embeddings, training scores, an ensemble's members).
+        embeddings, training scores, an ensemble's members). In-process jobs run now only;
+        with Ray, read them from ``<out>/models`` (:meth:`asdkit.Detector.load`).
+    failures : list of JobFailure
+        Jobs that failed or could not run (Ray); their systems are not evaluated.
+    jobs : pandas.DataFrame
+        One row per job (also ``<out>/jobs.csv``): status, seconds, worker, times.
     """
 
     evaluations: dict
@@ -75,6 +87,8 @@ class ExperimentResult:
     timings: dict
     out: Path
     models: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
+    jobs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class RootModels:
@@ -98,36 +112,6 @@ class RootModels:
             self.log(f"{spec.family:10s} root model ({part}): trained on {len(train)} clips of "
                      f"{train['machine'].nunique()} machine types in {seconds:.1f} s")
         return self.models[key]
-
-
-def fit_family(spec: SystemSpec, task: Task, context: BuildContext, *, members: dict | None = None):
-    """Build and fit one family's detector on one task (the protocol's training and other clips).
-
-    Parameters
-    ----------
-    spec : SystemSpec
-        Any system of the family.
-    task : Task
-    context : BuildContext
-        With ``root`` set when the family has a root-level model.
-    members : dict, optional
-        Fitted detectors of the families ``spec.needs``.
-
-    Returns
-    -------
-    Detector
-        Fitted.
-    """
-    det = spec.build(context)
-    return det.fit(task.train, outliers=task.others if spec.uses_outliers else None,
-                   members={f: members[f] for f in spec.needs} if spec.needs else None)
-
-
-def score_frame(task: Task, detector, scores: np.ndarray, key: str) -> pd.DataFrame:
-    """One system's rows of a task: the test clips' metadata, score, the detector's decision and threshold."""
-    scores = np.asarray(scores, dtype=np.float64)
-    return task.test[META_COLUMNS].assign(score=scores, decision=detector.decision(scores, key),
-                                          threshold=float(detector.thresholds_[key]))
 
 
 def results_table(evaluations: dict[str, EvaluationResult]) -> pd.DataFrame:
@@ -190,82 +174,6 @@ def _markdown(table: pd.DataFrame, caption: str) -> str:
     return "\n".join([caption, "", head, sep, *body, ""])
 
 
-def _plots(frame: pd.DataFrame, threshold: float, folder: Path, machine: str, system: str) -> None:
-    from matplotlib.figure import Figure
-
-    from asdkit.plots.figures import plot_roc, plot_score_histogram
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for kind, fn in (("roc", plot_roc), ("scores", plot_score_histogram)):
-        fig = Figure(figsize=(4.5, 3.6), layout="constrained")   # no pyplot: the caller's backend is untouched
-        ax = fig.add_subplot()
-        kwargs = {"threshold": threshold} if kind == "scores" else {}
-        fn(frame["score"].to_numpy(), labels=frame["label"].to_numpy(), domains=frame["domain"].to_numpy(),
-           ax=ax, title=f"{system}: {machine}", **kwargs)
-        tmp = folder / f".{kind}_{machine}.png.tmp"
-        fig.savefig(tmp, format="png", dpi=110)
-        tmp.replace(folder / f"{kind}_{machine}.png")
-
-
-def _families(specs: Sequence[SystemSpec]) -> dict[str, list[SystemSpec]]:
-    """Family -> the systems asked of it, the families others need first (fitted, written only when asked for)."""
-    families: dict[str, list[SystemSpec]] = {}
-    for s in specs:
-        for need in s.needs:
-            families.setdefault(need, [])
-        families.setdefault(s.family, []).append(s)
-    return families
-
-
-class _Run:
-    """What one run collects while it walks the tasks (scores, timings, histories, fitted detectors)."""
-
-    def __init__(self, specs, out: Path, *, plots: bool, save_models: bool, say):
-        self.out, self.plots, self.save_models, self.say = out, plots, save_models, say
-        self.rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
-        self.histories, self.timings, self.model_configs, self.models = {}, {}, {}, {}
-
-    def fitted(self, family: str, task: Task, det, fit_s: float, score_s: float) -> None:
-        self.models[(family, task.machine)] = det
-        self.timings[f"{family}/{task.machine}/{task.part}"] = {"fit_s": round(fit_s, 2), "score_s": round(score_s, 2)}
-        if getattr(det, "history_", None) is not None:
-            self.histories[(family, task.machine)] = det.history_
-        config = getattr(det, "config_", None)
-        if config is not None:
-            self.model_configs[family] = config.to_dict() if hasattr(config, "to_dict") else repr(config)
-        if self.save_models:
-            det.save(self.out / "models" / family / (task.machine if task.part == "dev" else f"{task.machine}_{task.part}"))
-        self.say(f"{family:10s} {task.key}: fitted on {len(task.train)} clips in {fit_s:.1f} s, "
-                 f"scored {len(task.test)} in {score_s:.1f} s")
-
-    def write(self, spec: SystemSpec, task: Task, det, scores: dict) -> None:
-        frame = score_frame(task, det, scores[spec.score_key], spec.score_key)
-        folder = self.out / spec.name
-        write_submission(folder, frame, frame["score"], decisions=frame["decision"])
-        self.rows[spec.name].append(frame)
-        if self.plots and frame["label"].notna().all() and frame["domain"].notna().all():
-            _plots(frame, float(frame["threshold"].iloc[0]), folder / "plots", task.machine, spec.name)
-
-
-def _run_task(task: Task, families: dict, builders: dict, base: BuildContext, roots: RootModels, run: _Run) -> None:
-    """Fit every family on one task (members first), score its test clips once, write the systems asked for."""
-    fitted, test_scores = {}, {}
-    for family, asked in families.items():
-        spec = builders[family]
-        context = replace(base, root=roots.get(spec, task.part))   # trained on first use, timed on its own
-        t0 = time.perf_counter()
-        det = fit_family(spec, task, context, members=fitted)
-        t1 = time.perf_counter()
-        if spec.needs and hasattr(det, "combine_scores"):      # built on members already scored
-            scores = det.combine_scores({f: test_scores[f] for f in spec.needs})
-        else:
-            scores = det.score_all(task.test)
-        fitted[family], test_scores[family] = det, scores
-        run.fitted(family, task, det, t1 - t0, time.perf_counter() - t1)
-        for s in asked:
-            run.write(s, task, det, scores)
-
-
 def _evaluate(specs, scores: dict, out: Path, data, caption: str, say) -> tuple[dict, pd.DataFrame]:
     """Evaluate each system's in-memory scores where the labels are known; write its and the combined tables."""
     evaluations = {}
@@ -283,18 +191,25 @@ def _evaluate(specs, scores: dict, out: Path, data, caption: str, say) -> tuple[
     return evaluations, combined
 
 
+
 def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baseline-mse", "baseline-mahala"),
                    preset: str = "quick", out: str | Path = "runs/experiment", machines: Sequence[str] | None = None,
                    device: str = "auto", seed: int = 0, progress: bool = False, plots: bool = True,
                    log: Callable[[str], None] | None = print, cache: str | Path | None = None,
-                   save_models: bool = False, channels: str = "auto",
-                   supplemental: Sequence[str] = ()) -> ExperimentResult:
+                   save_models: bool = False, channels: str = "auto", supplemental: Sequence[str] = (),
+                   executor: str = "local", address: str | None = None, resume: bool = False,
+                   cpus_per_job: float = 1, gpus_per_job: float = 0, threads: int | None = None) -> ExperimentResult:
     """Fit and score systems on every machine type of a DCASE-layout root.
 
     Each machine type (and part: development or evaluation data) is fitted on
     its own ``train`` clips (source and target together) and scores its
     ``test`` clips (:func:`asdkit.experiments.protocol.tasks`). Where the test
     labels and domains are known, the run is evaluated with the official metrics.
+
+    The run is a list of jobs (:mod:`asdkit.experiments.jobs`): the root-level
+    models first, then one job per (family, machine type). They run in this
+    process (``executor="local"``) or as Ray tasks (``executor="ray"``,
+    :mod:`asdkit.experiments.executors`); either way the same files come out.
 
     Parameters
     ----------
@@ -308,9 +223,10 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
     machines : sequence of str, optional
         Only these machine types (the others still serve as other machine types).
     device : str, default "auto"
+        ``"auto"`` is resolved where each job runs (a GPU when that machine has one).
     seed : int, default 0
     progress : bool, default False
-        tqdm bars while training.
+        tqdm bars while training (in-process), or one bar over the jobs (Ray).
     plots : bool, default True
         Write ROC and score-histogram PNGs.
     log : callable or None
@@ -320,7 +236,7 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         (default ``<out>/.feature_cache``).
     save_models : bool, default False
         Save every fitted detector under ``<out>/models/<family>/<machine>/``
-        (``<machine>_eval`` for evaluation data).
+        (``<machine>_eval`` for evaluation data). Always on with Ray.
     channels : str, default "auto"
         Channel policy every model reads its clips under (:mod:`asdkit.data.channels`): ``"auto"``
         (mono clips as they are, the near microphone of DCASE 2026 clips), ``"mono"``, ``"near"``,
@@ -330,51 +246,166 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
         ``"machine"`` adds the machine-only clips as normals, ``"noise"`` replaces half of the
         training clips by their mixture with noise-only clips (5-15 dB, written under
         ``<out>/.supplemental/``). Machine types without such clips train as before.
+    executor : {"local", "ray"}, default "local"
+        Where the jobs run (:mod:`asdkit.experiments.executors`); Ray is an optional
+        dependency (``pip install "asdkit[ray]"``).
+    address : str, optional
+        Ray only: ``"auto"`` or ``"ray://HOST:PORT"``; None starts a local Ray instance.
+    resume : bool, default False
+        Run only the jobs that have no finished result in ``out`` yet (same data, preset,
+        seed, channels and supplemental clips as the run that left them).
+    cpus_per_job, gpus_per_job : float
+        Ray only: the resources each job declares (``cpus_per_job`` is also its torch threads).
+    threads : int, optional
+        In-process jobs: torch's and the BLAS threads while each job runs (None leaves them as they
+        are). Results differ in the last digits between thread counts; an in-process run with
+        ``threads=n`` writes the same files as a Ray run with ``cpus_per_job=n``.
 
     Returns
     -------
     ExperimentResult
+        With ``failures`` (Ray: the jobs that failed or could not run; their systems are not evaluated).
     """
-    import torch
+    cache = Path(cache) if cache is not None else Path(out) / ".feature_cache"
+    return run_many(data, {int(seed): Path(out)}, systems=systems, preset=preset, machines=machines, device=device,
+                    progress=progress, plots=plots, log=log, cache=cache, save_models=save_models,
+                    channels=channels, supplemental=supplemental, executor=executor, address=address,
+                    resume=resume, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job,
+                    threads=threads)[int(seed)]
 
-    from asdkit import __version__
-    from asdkit.features.cache import FeatureCache
+
+#: What a run folder's ``plan.json`` pins: ``--resume`` refuses a folder started with other values.
+_PINNED = ("data", "preset", "seed", "channels", "supplemental")
+
+
+def _check_plan(run: Path, plan: dict, resume: bool) -> None:
+    path = run / "plan.json"
+    if resume and path.is_file():
+        before = json.loads(path.read_text())
+        differ = [k for k in _PINNED if before.get(k) != plan[k]]
+        if differ:
+            raise ConfigError(f"--resume: {str(run)!r} holds a run with other settings ("
+                              + ", ".join(f"{k}: {before.get(k)!r} then, {plan[k]!r} now" for k in differ)
+                              + "); resume with the same settings, or choose another --out.")
+    atomic_write_bytes(path, json.dumps(plan, indent=2).encode())
+
+
+def run_many(data: str | Path, runs: dict, *, systems: Sequence[str] | str, preset: str = "quick",
+             machines: Sequence[str] | None = None, device: str = "auto", progress: bool = False, plots: bool = True,
+             log: Callable[[str], None] | None = print, cache: str | Path, save_models: bool = False,
+             channels: str = "auto", supplemental: Sequence[str] = (), executor: str = "local",
+             address: str | None = None, resume: bool = False, cpus_per_job: float = 1,
+             gpus_per_job: float = 0, threads: int | None = None) -> dict[int, ExperimentResult]:
+    """The runs of several seeds as one set of jobs: ``seed -> ExperimentResult``, each written to ``runs[seed]``.
+
+    What :func:`run_experiment` (one seed) and :func:`asdkit.experiments.seeds.run_seeds` (every seed
+    its own jobs, all handed to the executor at once) call; the parameters are theirs.
+    """
+    from asdkit.experiments.executors import EXECUTORS, execute
+    from asdkit.experiments.jobs import JobSettings, families, plan_jobs
 
     say = log or (lambda _msg: None)
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
     specs = resolve_systems(systems)
     check_channels(channels)
-    out = Path(out)
-    table = scan_root(data)                                   # the one scan of the root
-    table = apply_supplemental(table, list(supplemental), out=out / ".supplemental", seed=seed)
-    unknown = sorted(set(machines or ()) - set(table["machine"]))
+    remote = executor != "local"
+    # Ray's workers may run elsewhere: every path they are handed is absolute
+    base = scan_root(Path(data).absolute() if remote else data)     # the one scan of the root
+    unknown = sorted(set(machines or ()) - set(base["machine"]))
     if unknown:
         raise ConfigError(f"machine(s) {unknown} not found under {str(data)!r}; it holds "
-                          f"{sorted(table['machine'].unique())}")
-    families = _families(specs)
-    builders = {f: (asked[0] if asked else family_members(f)[0]) for f, asked in families.items()}
-    base = BuildContext(preset=preset, seed=seed, device=device, progress=progress, channels=channels,
-                        cache=FeatureCache(Path(cache) if cache is not None else out / ".feature_cache"))
-    roots = RootModels(table, base, say)
-    run = _Run(specs, out, plots=plots, save_models=save_models, say=say)
-    for task in tasks(table, machines=list(machines) if machines else None, log=say):
-        _run_task(task, families, builders, base, roots, run)
-    run.timings.update(roots.timings)
+                          f"{sorted(base['machine'].unique())}")
+    tables, jobs, by_seed = {}, [], {}
+    for seed, out in runs.items():
+        folder = Path(out).absolute() if remote else Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        _check_plan(folder, {"data": str(Path(data).absolute()), "preset": preset, "seed": int(seed),
+                             "channels": channels, "supplemental": sorted(supplemental),
+                             "systems": [s.name for s in specs], "machines": sorted(machines) if machines else None},
+                    resume)
+        table = apply_supplemental(base, list(supplemental), out=folder / ".supplemental", seed=seed)
+        tables[str(folder)] = table
+        by_seed[seed] = plan_jobs(table, specs, {int(seed): folder}, machines=machines, log=say)
+        if not resume:                      # a result left by an earlier run is not this run's
+            for job in by_seed[seed]:
+                shutil.rmtree(job.folder / "result", ignore_errors=True)
+        jobs += by_seed[seed]
+    settings = JobSettings(specs=families(specs), preset=preset, device=device, channels=channels,
+                           progress=progress and not remote, cache=str(Path(cache).absolute() if remote else cache),
+                           plots=plots, save_models=save_models or remote, threads=threads)
+    report = execute(jobs, tables, settings, executor=executor, address=address, resume=resume,
+                     cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job, progress=progress and remote, say=say)
+    results = {}
+    for seed, out in runs.items():
+        results[seed] = _gather(Path(out), by_seed[seed], report, specs, say=say, data=data, preset=preset, seed=seed,
+                                device=device, channels=channels, supplemental=supplemental, machines=machines,
+                                table=tables[str(Path(out).absolute() if remote else Path(out))],
+                                executor=executor, save_models=save_models or remote, threads=threads,
+                                resources={"cpus_per_job": cpus_per_job, "gpus_per_job": gpus_per_job} if remote else {})
+    if report.failures:
+        from asdkit.experiments.jobs import describe
 
-    scores = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in run.rows.items()}
+        say(f"{len(report.failures)} of {len(jobs)} jobs did not finish:\n{describe(report.failures)}\n"
+            "fix what they say and run the same command with --resume: only these jobs run again.")
+    return results
+
+
+def _gather(out: Path, jobs, report, specs, *, say, data, preset, seed, device, channels, supplemental, machines,
+            table, executor, save_models, threads, resources) -> ExperimentResult:
+    """One seed's results from its jobs: evaluation, tables, ``jobs.csv`` and ``config.json``, as a local run writes."""
+    import torch
+
+    from asdkit import __version__
+
+    rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
+    histories, timings, root_timings, model_configs, models = {}, {}, {}, {}, {}
+    for job in jobs:
+        r = report.results.get(job.key)
+        if r is None:
+            continue
+        if job.is_root:
+            root_timings.update(r.timings)
+            continue
+        timings.update(r.timings)
+        for name, frame in r.frames.items():
+            if name in rows:
+                rows[name].append(frame)
+        if r.history is not None:
+            histories[(job.family, job.machine)] = r.history
+        if r.config is not None:
+            model_configs[job.family] = r.config
+        if r.detector is not None:
+            models[(job.family, job.machine)] = r.detector
+    timings.update(root_timings)
+    missing = {j.family for j in jobs if j.key not in report.results}
+    failures = [f for f in report.failures if f.job.run == str(jobs[0].run)] if jobs else []
+    complete = [s for s in specs if s.family not in missing]
+    for s in specs:
+        if s.family in missing:
+            say(f"{s.name}: not evaluated, some of its jobs did not finish")
+    scores = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in rows.items()}
     caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seed {seed}"
                + (f", channels `{channels}`" if channels != "auto" else "")
                + (f", supplemental clips: {', '.join(supplemental)}" if supplemental else "") + " "
-               f"(AUC and pAUC in %; official score = harmonic mean of all values).")
-    evaluations, combined = _evaluate(specs, scores, out, data, caption, say)
+               "(AUC and pAUC in %; official score = harmonic mean of all values).")
+    evaluations, combined = _evaluate(complete, scores, out, data, caption, say)
+    jobs_table = report.table(jobs)
+    atomic_write_bytes(out / "jobs.csv", jobs_table.to_csv(index=False).encode())
     config = {
         "data": str(Path(data)), "systems": [s.name for s in specs], "preset": preset, "seed": seed,
-        "device": device, "channels": channels, "supplemental": list(supplemental), "machines": sorted(machines) if machines else sorted(table["machine"].unique()),
-        "asdkit": __version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(), "timings": run.timings, "models": run.model_configs,
+        "device": device, "channels": channels, "supplemental": list(supplemental),
+        "machines": sorted(machines) if machines else sorted(table["machine"].unique()),
+        "asdkit": __version__, "torch": torch.__version__,
+        "torch_threads": int(resources["cpus_per_job"]) if resources else (threads or torch.get_num_threads()),
+        "python": platform.python_version(), "timings": timings, "models": model_configs,
         "saved_models": str(out / "models") if save_models else None,
+        "executor": executor, **resources,
+        "jobs": {"total": len(jobs), "run": int((jobs_table["status"] == "done").sum()),
+                 "reused": int((jobs_table["status"] == "reused").sum()), "failed": [str(f) for f in failures]},
     }
     atomic_write_bytes(out / "config.json", json.dumps(config, indent=2, default=str).encode())
-    return ExperimentResult(evaluations=evaluations, table=combined, scores=scores, histories=run.histories,
-                            timings=run.timings, out=out, models=run.models)
+    return ExperimentResult(evaluations=evaluations, table=combined, scores=scores, histories=histories,
+                            timings=timings, out=out, models=models, failures=failures, jobs=jobs_table)

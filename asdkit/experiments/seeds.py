@@ -2,8 +2,9 @@
 
 A single seed of a small training says little: on the embedded data two
 seeds of the same system can differ by several points of official score.
-:func:`run_seeds` repeats :func:`asdkit.experiments.run.run_experiment` once
-per seed, each in ``<out>/seed_<n>/`` (its own official files, table,
+:func:`run_seeds` runs :func:`asdkit.experiments.run.run_experiment`'s jobs
+once per seed (every seed its own jobs, one executor for all), each seed in
+``<out>/seed_<n>/`` (its own official files, table,
 ``config.json`` and, with ``save_models``, models), and writes to ``<out>/``:
 
 * ``results.csv`` / ``results.md``: :func:`seeds_table`, every AUC, pAUC,
@@ -30,7 +31,7 @@ import pandas as pd
 from asdkit.errors import ConfigError
 from asdkit.evaluation.evaluate import MIN_JACKKNIFE_SECTIONS
 from asdkit.evaluation.metrics import METRIC_COLUMNS, floored_hmean, jackknife_interval
-from asdkit.experiments.run import ExperimentResult, run_experiment
+from asdkit.experiments.run import run_many
 from asdkit.io import atomic_write_bytes
 
 __all__ = ["run_seeds", "SeedsResult", "seeds_table", "format_seeds_table", "summarise_seeds", "JACKKNIFE_ROWS"]
@@ -150,7 +151,9 @@ def run_seeds(data: str | Path, *, seeds: Sequence[int], out: str | Path = "runs
         Feature cache shared by the seeds (default ``<out>/.feature_cache``):
         the features do not depend on the seed.
     **kwargs
-        Passed on to :func:`run_experiment` (``systems``, ``machines``, ``device``, ...).
+        As :func:`~asdkit.experiments.run.run_experiment` (``systems``, ``machines``, ``device``,
+        ``executor``, ``resume``, ...). Every seed's jobs are handed to the executor at once, so
+        with Ray the seeds run side by side.
 
     Returns
     -------
@@ -160,14 +163,9 @@ def run_seeds(data: str | Path, *, seeds: Sequence[int], out: str | Path = "runs
     bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0]
     if not seeds or bad or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds={seeds!r}: give distinct non-negative integers, e.g. --seeds 0 1 2.")
-    say = log or (lambda _msg: None)
     out = Path(out)
     cache = Path(cache) if cache is not None else out / ".feature_cache"
-    runs = {}
-    for seed in seeds:
-        say(f"--- seed {seed} ---")
-        runs[int(seed)] = run_experiment(data, out=out / f"seed_{seed}", preset=preset, seed=int(seed), log=log,
-                                         cache=cache, **kwargs)
+    runs = run_many(data, {int(s): out / f"seed_{s}" for s in seeds}, preset=preset, log=log, cache=cache, **kwargs)
     table = seeds_table(runs)
     _write(out, table, data, preset, seeds)
     config = {"data": str(Path(data)), "preset": preset, "seeds": seeds,

@@ -11,7 +11,7 @@ from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
 from asdkit.evaluation.metrics import as_labels
 
 __all__ = ["plot_log_mel", "plot_band_profiles", "plot_embedding", "plot_attribute_counts", "plot_roc",
-           "plot_score_histogram", "plot_history"]
+           "plot_score_histogram", "plot_history", "plot_jobs"]
 
 _DOMAIN_COLOURS = {"source": "tab:blue", "target": "tab:orange"}
 _LABEL_MARKERS = {"normal": "o", "anomaly": "x"}
@@ -246,6 +246,40 @@ def plot_history(history, *, ax=None, title: str | None = None, log: bool = True
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_jobs(jobs, *, ax=None, title: str | None = None):
+    """A run's jobs on a time line, one row per worker process, coloured by family.
+
+    Parameters
+    ----------
+    jobs : pandas.DataFrame
+        ``ExperimentResult.jobs`` or a run's ``jobs.csv`` (columns ``family``, ``worker``,
+        ``started``, ``finished``, ``status``); several runs' tables may be concatenated.
+        Jobs reused from an earlier run (``--resume``) or not finished are left out.
+    """
+    ax = _ax(ax)
+    ran = jobs[jobs["status"] == "done"]
+    if ran.empty:
+        ax.set_title(title or "no job ran", fontsize=9)
+        return ax
+    t0 = float(ran["started"].min())
+    workers = sorted(ran["worker"].unique())
+    families = list(dict.fromkeys(ran["family"]))
+    colours = {f: f"C{i % 10}" for i, f in enumerate(families)}
+    for _, r in ran.iterrows():
+        ax.barh(workers.index(r["worker"]), r["finished"] - r["started"], left=r["started"] - t0, height=0.6,
+                color=colours[r["family"]], edgecolor="white", linewidth=0.5)
+    ax.set_yticks(range(len(workers)), [w.rsplit(":", 1)[-1] if len(workers) > 1 else w for w in workers],
+                  fontsize=8)
+    ax.set_ylabel("worker (pid)" if len(workers) > 1 else "worker")
+    ax.set_xlabel("seconds since the first job started")
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=colours[f], label=f) for f in families], fontsize=7, loc="upper right")
     if title:
         ax.set_title(title, fontsize=9)
     return ax
