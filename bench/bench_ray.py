@@ -20,6 +20,9 @@ whether the two runs' official scores agree. Then Ray's overhead per task, two w
 On a machine of 2 cores the two runs share the same 2 cores: Ray can only overlap what one
 process leaves idle (single-threaded stretches, feature extraction, scoring), so the ratio is
 bounded near 1 there; it grows with the cores and GPUs of a cluster.
+
+Measured on the development machine (2 cores, idle, 2026-12-01, quick data and preset): see README,
+*Beyond one machine*.
 """
 from __future__ import annotations
 

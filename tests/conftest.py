@@ -32,7 +32,8 @@ def one_thread():
     """One compute thread for a module's training tests, restored afterwards.
 
     On 2 shared cores two OpenMP/BLAS threads stall each other at every parallel
-    region (a 20 ms step can take 0.5 s); results do not depend on the thread count.
+    region (a 20 ms step can take 0.5 s). Results depend on the thread count (the order of a product's
+    sums, amplified by training), so tests that compare two runs run both at one thread.
     Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
     """
     import torch
