@@ -21,7 +21,8 @@ On a machine of 2 cores the two runs share the same 2 cores: Ray can only overla
 process leaves idle (single-threaded stretches, feature extraction, scoring), so the ratio is
 bounded near 1 there; it grows with the cores and GPUs of a cluster.
 
-Measured on the development machine (2 cores, idle, 2026-12-01, quick data and preset): see README,
+Measured on the development machine (2 cores, idle; the paper data with the cpu preset, 2026-12-02, and the
+quick data with the quick preset, 2026-12-01): see README,
 *Beyond one machine*.
 """
 from __future__ import annotations
