@@ -2,7 +2,7 @@
 #   make demo   - make the venv, install asdkit, run the main job (every system) on the embedded demo dataset
 #   make test   - make the venv, install asdkit with its test tools and Ray, run every test and notebook (what CI runs)
 # and a third is the contributor's lane after every change:
-#   make test-fast - the library tests without the slow ones (no notebooks, no browser): about 2 minutes
+#   make test-fast - the library tests without the slow ones (no notebooks, no browser): about 4 minutes
 # tests/test_browser.py drives JupyterLab in Debian's chromium (`make chromium` installs it with apt-get;
 # without it the test is skipped, except under CI) through the playwright package of the test extra.
 # No browser is ever downloaded: never run `playwright install`.
