@@ -1,6 +1,8 @@
 """The experiment protocol, the system registry, the generic ablation and the notebooks' switch."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,8 +70,11 @@ def test_notebook_switch(monkeypatch, quick_root, tmp_path):
     monkeypatch.delenv("ASDKIT_IN_TEST", raising=False)
     monkeypatch.setenv("CI", "true")
     assert in_test()
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)   # restored after the test
     nb = notebook_setup(default=quick_root)
     assert nb.in_test and nb.preset == "quick" and nb.device == "cpu" and len(nb.table) == 440
+    shown = warnings.formatwarning("gamma fit failed", RuntimeWarning, str(quick_root / "base.py"), 161)
+    assert shown == "RuntimeWarning: gamma fit failed\n"                    # no file path in a saved output
     train, test, others = nb.machine("SynFan")
     assert len(train) == 70 and len(test) == 40 and "SynFan" not in set(others.machine)
     monkeypatch.setenv("CI", "false")

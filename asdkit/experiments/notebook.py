@@ -4,8 +4,10 @@ Every notebook starts with::
 
     nb = asdkit.notebook_setup()
 
-which finds (or writes) the dataset, picks the preset and tells whether the
-notebook runs under test. Under test (``CI`` or ``ASDKIT_IN_TEST`` set, as in
+which finds (or writes) the dataset, picks the preset, tells whether the
+notebook runs under test and shows warnings as ``Category: message``, without
+the file path of the installation that raised them (saved outputs stay the
+same on every machine). Under test (``CI`` or ``ASDKIT_IN_TEST`` set, as in
 ``make test``), ``nb.in_test`` is True and the notebook takes its small path
 (the quick dataset and preset, fewer machine types or seeds where a notebook
 says so); the saved outputs are those of that path, so nbval compares like
@@ -16,6 +18,7 @@ same notebook at full size.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +29,15 @@ from asdkit.errors import ConfigError
 from asdkit.experiments.protocol import Task, tasks
 from asdkit.experiments.systems import PRESETS
 
-__all__ = ["NotebookSetup", "notebook_setup", "in_test", "FIGURE_DPI"]
+__all__ = ["NotebookSetup", "notebook_setup", "in_test", "plain_warning", "FIGURE_DPI"]
 
 #: Figure resolution of the notebooks (saved notebooks stay small; figures stay legible).
 FIGURE_DPI = 72
+
+
+def plain_warning(message, category, filename, lineno, line=None) -> str:
+    """``warnings.formatwarning`` for notebooks: ``Category: message``, no file path or source line."""
+    return f"{category.__name__}: {message}\n"
 
 
 def in_test() -> bool:
@@ -79,7 +87,7 @@ class NotebookSetup:
 
 def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.PathLike = "../data/quick",
                    dpi: int = FIGURE_DPI, year: int | None = None) -> NotebookSetup:
-    """Find or write the dataset, choose the preset, set the figure resolution.
+    """Find or write the dataset, choose the preset, set the figure resolution, show warnings without paths.
 
     Parameters
     ----------
@@ -112,5 +120,6 @@ def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.P
         raise ConfigError(f"ASDKIT_PRESET={preset!r}: choose one of {list(PRESETS)}.")
     matplotlib.rcParams["figure.dpi"] = dpi
     matplotlib.rcParams["savefig.dpi"] = dpi
+    warnings.formatwarning = plain_warning
     return NotebookSetup(root=root, table=scan_root(root), preset=preset, in_test=small,
                          device="cpu" if small else "auto")
