@@ -107,7 +107,7 @@ def test_lever_table_pairs_the_systems_per_seed(tmp_path):
               1: _results({"classifier-report": [62, 44, 82], "classifier": [65, 58, 73]})}
     t = lever_table(tables)
     name = next(n for n in t.index.get_level_values(0))
-    assert name.startswith("classifier: per-domain") and len(t) == 3          # levers without systems left out
+    assert name.startswith("classifier: per-domain shrunk") and len(t) == 3   # levers without systems left out
     row = t.loc[(name, "official score")]
     assert row["off"] == "61.00 ± 1.41" and row["on"] == "65.50 ± 0.71" and row["seeds"] == 2
     assert row["gain"] == f"4.50 ± {np.std([6, 3], ddof=1):.2f}"             # paired per-seed differences

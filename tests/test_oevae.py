@@ -10,6 +10,7 @@ from asdkit.errors import ConfigError, NotFittedError
 from asdkit.models.base import Detector
 from asdkit.models.oevae import (AUGMENTATION_VARIANTS, OEVAE_PRESETS, DomainVAE, OEVAEConfig, OEVAEDetector,
                                  attribute_values, oevae_config)
+from asdkit.scoring.normalize import ScoreNormalizer, shrink_toward
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -162,16 +163,32 @@ def test_domain_scoring_standardises_each_domain_by_its_own_training_clips(fitte
     assert sc.n_neighbors == det.config_.n_neighbors
     assert sum(len(sc.scorers_[d].embeddings_) for d in sc.domains_) == det.n_train_ * det.n_segments_
     for j, d in enumerate(sc.domains_):
-        own = sc.train_domain_scores_[doms == d, j]
+        own = sc.training_domain_scores(0.0)[doms == d, j]
         assert abs(own.mean()) < 1e-9 and own.std() == pytest.approx(1.0)
+    # the default: the target's ten clips' statistics shrunk toward the source's by target_prior clips
+    prior = det.config_.target_prior
+    assert sc.target_prior == prior > 0
+    src = sc.train_domain_scores_[doms == "source", 0]
+    assert abs(src.mean()) < 1e-9 and src.std() == pytest.approx(1.0)
+    raw_t = sc.train_raw_[doms == "target", 1]
+    shrunk = shrink_toward(ScoreNormalizer().fit(raw_t), sc.normalizers_["source"], len(raw_t), prior)
+    np.testing.assert_allclose(sc.train_domain_scores_[:, 1], shrunk.transform(sc.train_raw_[:, 1]))
     np.testing.assert_array_equal(det.train_scores_["beta"], sc.training_scores())
-    zb = sc.domain_scores(det.embed(test))
+    emb = det.embed(test)
+    zb = sc.domain_scores(emb)
     np.testing.assert_allclose(scores["beta"], zb.min(axis=1), rtol=1e-6)
-    za = np.stack([det.normalizers_[f"alpha@{d}"].transform(scores["alpha"]) for d in sc.domains_], axis=1)
+    norms = {d: det.normalizers_[f"alpha@{d}"] for d in sc.domains_}
+    zt = shrink_toward(norms["target"], norms["source"], int((doms == "target").sum()), prior)
+    za = np.stack([norms["source"].transform(scores["alpha"]), zt.transform(scores["alpha"])], axis=1)
     w = det.config_.w
     np.testing.assert_allclose(scores["oevae"], (w * za + (1 - w) * zb).min(axis=1), rtol=1e-6)
+    # oevae_domain: each domain by its own clips alone
+    za0 = np.stack([norms[d].transform(scores["alpha"]) for d in sc.domains_], axis=1)
+    zb0 = sc.domain_scores(emb, target_prior=0.0)
+    np.testing.assert_allclose(scores["oevae_domain"], (w * za0 + (1 - w) * zb0).min(axis=1), rtol=1e-6)
+    assert not np.allclose(scores["oevae_domain"], scores["oevae"])
     few = det.score_all(test.iloc[[0, 25]])
-    for key in ("alpha", "beta", "oevae"):
+    for key in ("alpha", "beta", "oevae", "oevae_domain"):
         np.testing.assert_allclose(few[key], scores[key][[0, 25]], rtol=1e-5)
     with pytest.raises(ConfigError, match="differ in shape"):
         det.combine(za, zb[:, 0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from asdkit.features.spectra import FeatureConfig
 from asdkit.models.base import Detector, threshold_quantile
 from asdkit.scoring import (DomainKNNScorer, FrameMahalanobisScorer, KMeansTargetScorer, KNNScorer,
                             MahalanobisScorer, MSEScorer, ScoreNormalizer, SelectiveMahalanobisScorer,
-                            SelectiveScorer, check_weights, gamma_threshold, unit_rows, weighted_sum)
+                            SelectiveScorer, check_weights, gamma_threshold, shrink_toward, unit_rows, weighted_sum)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -279,6 +280,68 @@ def test_kmeans_per_domain_standardises_each_distance_by_its_own_domain(rng):
     np.testing.assert_array_equal(back.score_samples(Y), pd_.score_samples(Y))
     with pytest.raises(ConfigError, match="two training embeddings of each domain"):
         KMeansTargetScorer(per_domain=True).fit(X[:41], dom[:41])
+
+
+def test_shrink_toward_blends_means_and_variances_by_clip_counts():
+    own, prior = ScoreNormalizer().fit([0.0, 2.0]), ScoreNormalizer().fit([10.0, 14.0])   # (1, 1) and (12, 2)
+    assert shrink_toward(own, prior, 10, 0).get_state() == own.get_state()
+    inf = shrink_toward(own, prior, 10, math.inf)
+    assert (inf.mean_, inf.scale_) == (prior.mean_, prior.scale_)
+    half = shrink_toward(own, prior, 10, 10)                 # ten own clips, a prior worth ten: halfway
+    assert half.mean_ == pytest.approx(6.5) and half.scale_ == pytest.approx(math.sqrt((1 + 4) / 2))
+    assert own.mean_ == 1.0 and own.scale_ == 1.0           # the inputs are unchanged
+    for bad in (-1, float("nan"), True, "10"):
+        with pytest.raises(ConfigError, match="n_prior"):
+            shrink_toward(own, prior, 10, bad)
+
+
+def test_kmeans_target_prior_moves_from_per_domain_to_one_scale(rng):
+    src = np.array([1.0, 0, 0, 0]) + 0.05 * rng.standard_normal((60, 4))
+    tgt = np.array([0, 1.0, 0, 0]) + 0.4 * rng.standard_normal((10, 4))
+    X, dom = np.concatenate([src, tgt]), np.array(["source"] * 60 + ["target"] * 10)
+    Y = np.concatenate([src[:5] + 0.3 * rng.standard_normal((5, 4)), tgt[:5] + 0.3 * rng.standard_normal((5, 4))])
+    own = KMeansTargetScorer(4, per_domain=True).fit(X, dom)
+    shrunk = KMeansTargetScorer(4, per_domain=True, target_prior=10).fit(X, dom)
+    raw = KMeansTargetScorer(4).fit(X, dom)
+    # prior 0 is the per-domain standardisation; a prior changes only the target's statistics
+    np.testing.assert_array_equal(own.score_samples(Y), shrunk.score_samples(Y, target_prior=0))
+    assert shrunk.target_normalizer(0) is shrunk.normalizers_["target"]
+    zt = shrunk.target_normalizer()
+    own_t, src_s = shrunk.normalizers_["target"], shrunk.normalizers_["source"]
+    assert zt.mean_ == pytest.approx(0.5 * own_t.mean_ + 0.5 * src_s.mean_)
+    np.testing.assert_allclose(shrunk.domain_scores(Y)[:, 0], own.domain_scores(Y)[:, 0])
+    # an infinite prior puts both distances on the source's scale: the raw minimum's ranking
+    inf = shrunk.score_samples(Y, target_prior=math.inf)
+    assert (np.argsort(inf) == np.argsort(raw.score_samples(Y))).all()
+    assert (np.argsort(shrunk.training_scores(target_prior=math.inf)) == np.argsort(raw.training_scores())).all()
+    # the prior is saved with the scorer; states written before it existed load as prior 0
+    back = KMeansTargetScorer.from_state(copy.deepcopy(shrunk.get_state()))
+    np.testing.assert_array_equal(back.score_samples(Y), shrunk.score_samples(Y))
+    old = {k: v for k, v in own.get_state().items() if k != "target_prior"}
+    np.testing.assert_array_equal(KMeansTargetScorer.from_state(old).score_samples(Y), own.score_samples(Y))
+    with pytest.raises(ConfigError, match="target_prior"):
+        KMeansTargetScorer(4, per_domain=True, target_prior=-1).fit(X, dom)
+
+
+def test_domain_knn_target_prior_shrinks_the_smaller_domain_only(rng):
+    src = rng.standard_normal((20, 3, 2))
+    tgt = 5 + 2 * rng.standard_normal((5, 3, 2))
+    X, dom = np.concatenate([src, tgt]), ["source"] * 20 + ["target"] * 5
+    own = DomainKNNScorer(1).fit(X, dom)
+    sc = DomainKNNScorer(1, target_prior=5).fit(X, dom)
+    np.testing.assert_array_equal(sc.train_raw_, own.train_raw_)
+    np.testing.assert_allclose(sc.train_domain_scores_[:, 0], own.train_domain_scores_[:, 0])
+    z = sc.domain_normalizers()["target"]
+    t, s = own.normalizers_["target"], own.normalizers_["source"]
+    assert z.mean_ == pytest.approx(0.5 * t.mean_ + 0.5 * s.mean_)
+    assert z.scale_ == pytest.approx(math.sqrt(0.5 * t.scale_ ** 2 + 0.5 * s.scale_ ** 2))
+    np.testing.assert_allclose(sc.domain_scores(X, target_prior=0), own.domain_scores(X))
+    np.testing.assert_allclose(sc.training_scores(), sc.training_domain_scores().min(axis=1))
+    back = DomainKNNScorer.from_state(copy.deepcopy(sc.get_state()))
+    np.testing.assert_allclose(back.domain_scores(X), sc.domain_scores(X))
+    np.testing.assert_allclose(back.train_raw_, sc.train_raw_)
+    with pytest.raises(ConfigError, match="target_prior"):
+        DomainKNNScorer(1, target_prior=float("nan")).fit(X, dom)
 
 
 def test_domain_knn_scorer_by_hand(rng):

@@ -214,7 +214,8 @@ register_system(SystemSpec("baseline-mahala-lw", "baseline", "mahala_lw",
                            "640 x 640 covariances of whole residual vectors",
                            _baseline, configure=_configure("asdkit.models.baseline", "baseline_config")))
 register_system(SystemSpec("oevae", "oevae", "oevae",
-                           "OEVAE: outlier-exposed ResNet18 + domain-invariant VAE + KNN, w*alpha + (1-w)*beta",
+                           "OEVAE: outlier-exposed ResNet18 + domain-invariant VAE + KNN, w*alpha + (1-w)*beta, "
+                           "scored per domain (the ten target clips' statistics shrunk toward the source's)",
                            _oevae, uses_outliers=True, configure=_configure("asdkit.models.oevae", "oevae_config")))
 register_system(SystemSpec("oevae-alpha", "oevae", "alpha",
                            "OEVAE, alpha only: -log p(z_c) of the VAE's domain-invariant latent",
@@ -223,6 +224,10 @@ register_system(SystemSpec("oevae-beta", "oevae", "beta",
                            "OEVAE, beta only: KNN distance of the ResNet18 embeddings to the normal training data "
                            "(per-domain banks)",
                            _oevae, uses_outliers=True, configure=_configure("asdkit.models.oevae", "oevae_config")))
+register_system(SystemSpec("oevae-domain", "oevae", "oevae_domain",
+                           "OEVAE scored per domain, each domain's statistics from its own clips alone (no "
+                           "shrinkage of the ten target clips' toward the source's; the same network as oevae)",
+                           _oevae, uses_outliers=True, configure=_configure("asdkit.models.oevae", "oevae_config")))
 register_system(SystemSpec("oevae-report", "oevae", "oevae_pooled",
                            "OEVAE scored as the report: one pooled KNN bank, alpha and beta standardised over all "
                            "training clips (the same network as oevae)",
@@ -230,7 +235,13 @@ register_system(SystemSpec("oevae-report", "oevae", "oevae_pooled",
 register_system(SystemSpec("classifier", "classifier", "classifier",
                            "classification-based model: FFT, mel and phase branches, Sub-Cluster AdaCos, FeatEx, "
                            "Mixup; one network for the root; per machine type the distance to the nearest source "
-                           "centroid and target clip, each standardised by its own domain, the smaller",
+                           "centroid and target clip, each standardised per domain (the ten target clips' "
+                           "statistics shrunk toward the source's), the smaller",
+                           _classifier, uses_outliers=True, root_model=_classifier_network,
+                           configure=_configure("asdkit.models.classifier", "classifier_config")))
+register_system(SystemSpec("classifier-domain", "classifier", "classifier_domain",
+                           "the classifier scored per domain, each domain's statistics from its own clips alone (no "
+                           "shrinkage; the same network as classifier)",
                            _classifier, uses_outliers=True, root_model=_classifier_network,
                            configure=_configure("asdkit.models.classifier", "classifier_config")))
 register_system(SystemSpec("classifier-report", "classifier", "classifier_kmeans",

@@ -6,7 +6,7 @@ training embeddings, ``score_samples(X)`` returns **higher = more anomalous**
 (ResNet18, classifier, autoencoder residuals, a user's pretrained model) meets
 any backend.
 """
-from asdkit.scoring.normalize import ScoreNormalizer, check_weights, weighted_sum  # noqa: F401
+from asdkit.scoring.normalize import ScoreNormalizer, check_prior, check_weights, shrink_toward, weighted_sum  # noqa: F401
 from asdkit.scoring.knn import KNNScorer  # noqa: F401
 from asdkit.scoring.kmeans import KMeansTargetScorer, unit_rows  # noqa: F401
 from asdkit.scoring.mahalanobis import MahalanobisScorer, MSEScorer, SelectiveMahalanobisScorer  # noqa: F401
@@ -14,6 +14,7 @@ from asdkit.scoring.frames import FrameMahalanobisScorer  # noqa: F401
 from asdkit.scoring.domain import DomainKNNScorer, SelectiveScorer  # noqa: F401
 from asdkit.scoring.threshold import gamma_threshold  # noqa: F401
 
-__all__ = ["gamma_threshold", "ScoreNormalizer", "check_weights", "weighted_sum", "KNNScorer", "KMeansTargetScorer",
+__all__ = ["gamma_threshold", "ScoreNormalizer", "check_weights", "check_prior", "shrink_toward", "weighted_sum",
+           "KNNScorer", "KMeansTargetScorer",
            "unit_rows", "MahalanobisScorer", "MSEScorer", "SelectiveMahalanobisScorer", "FrameMahalanobisScorer",
            "SelectiveScorer", "DomainKNNScorer"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
 from asdkit.scoring.mahalanobis import DOMAINS, domain_array
-from asdkit.scoring.normalize import ScoreNormalizer
+from asdkit.scoring.normalize import ScoreNormalizer, check_prior, shrink_toward
 
 __all__ = ["SelectiveScorer", "DomainKNNScorer"]
 
@@ -133,10 +133,21 @@ class DomainKNNScorer:
     training clip lie next to it and would make its leave-one-clip-out score,
     and so the domain's spread, too small.
 
+    With ``target_prior`` > 0 the statistics of every domain but the largest
+    (the target's ten clips) are shrunk toward the largest domain's
+    (:func:`~asdkit.scoring.normalize.shrink_toward`), as if that many of its
+    clips had joined them: ten clips' statistics are noisy, and the smaller of
+    the standardised scores lets a clip through wherever its domain
+    standardises low.
+
     Parameters
     ----------
     n_neighbors : int, default 1
     metric : {"euclidean", "cosine"}, default "euclidean"
+    target_prior : float, default 0
+        Weight, in clips, of the largest domain's statistics in each smaller
+        domain's (0: each domain by its own clips; ``math.inf``: all on the
+        largest domain's scale).
 
     Attributes
     ----------
@@ -144,11 +155,17 @@ class DomainKNNScorer:
     scorers_ : dict of str to KNNScorer
         Each domain's bank, grouped by clip.
     normalizers_ : dict of str to ScoreNormalizer
-        Each domain's leave-one-clip-out clip scores of its own training clips.
+        Each domain's leave-one-clip-out clip scores of its own training clips
+        (unshrunk: :meth:`domain_normalizers` applies ``target_prior``).
     train_domain_scores_ : ndarray of shape (n_train, n_domains)
-        Every training clip's standardised score under each domain, leave-one-clip-out.
+        Every training clip's standardised score under each domain, leave-one-clip-out
+        (``target_prior`` applied).
     train_domains_ : ndarray of shape (n_train,)
         The training clips' domains.
+    train_raw_ : ndarray of shape (n_train, n_domains)
+        The same scores before standardisation.
+    counts_ : dict of str to int
+        Training clips per domain.
     n_segments_ : int
 
     Examples
@@ -160,9 +177,10 @@ class DomainKNNScorer:
     ((3,), (35,))
     """
 
-    def __init__(self, n_neighbors: int = 1, metric: str = "euclidean"):
+    def __init__(self, n_neighbors: int = 1, metric: str = "euclidean", target_prior: float = 0.0):
         self.n_neighbors = n_neighbors
         self.metric = metric
+        self.target_prior = target_prior
 
     @staticmethod
     def _clips(X) -> np.ndarray:
@@ -187,6 +205,7 @@ class DomainKNNScorer:
         """
         from asdkit.scoring.knn import KNNScorer
 
+        check_prior(self.target_prior)
         E = self._clips(X)
         doms = domain_array(domains)
         if len(doms) != len(E):
@@ -196,7 +215,7 @@ class DomainKNNScorer:
         if not self.domains_:
             raise ConfigError("DomainKNNScorer.fit got no training clips.")
         self.scorers_, self.normalizers_ = {}, {}
-        cols = []
+        cols = {}
         for dom in self.domains_:
             own = np.flatnonzero(doms == dom)
             if len(own) < 2:
@@ -207,21 +226,54 @@ class DomainKNNScorer:
             col[own] = knn.training_scores().reshape(len(own), s).mean(axis=1)
             self.scorers_[dom] = knn
             self.normalizers_[dom] = ScoreNormalizer().fit(col[own])
-            cols.append(self.normalizers_[dom].transform(col))
-        self.train_domain_scores_ = np.stack(cols, axis=1)
+            cols[dom] = col
+        self.counts_ = {dom: int((doms == dom).sum()) for dom in self.domains_}
+        self.train_raw_ = np.stack([cols[dom] for dom in self.domains_], axis=1)
+        self.train_domain_scores_ = self.training_domain_scores()
         self.train_domains_ = doms
         self.n_segments_ = int(s)
         return self
 
-    def domain_scores(self, X) -> np.ndarray:
-        """Each domain's standardised clip score, shape (n_clips, n_domains), columns in the order of ``domains_``."""
+    def domain_normalizers(self, target_prior: float | None = None) -> dict:
+        """Each domain's statistics, the smaller domains' shrunk toward the largest's by ``target_prior`` clips.
+
+        Parameters
+        ----------
+        target_prior : float, optional
+            Instead of the fitted ``target_prior`` (0: each domain's own statistics).
+
+        Returns
+        -------
+        dict of str to ScoreNormalizer
+        """
+        if not hasattr(self, "scorers_"):
+            raise NotFittedError("DomainKNNScorer is not fitted: call fit(train_clips, domains) first.")
+        prior = check_prior(self.target_prior if target_prior is None else target_prior)
+        counts = self.counts_
+        largest = max(self.domains_, key=lambda x: counts[x])
+        if prior == 0:
+            return dict(self.normalizers_)
+        return {dom: z if dom == largest else shrink_toward(z, self.normalizers_[largest], counts[dom], prior)
+                for dom, z in self.normalizers_.items()}
+
+    def domain_scores(self, X, *, target_prior: float | None = None) -> np.ndarray:
+        """Each domain's standardised clip score, shape (n_clips, n_domains), columns in the order of ``domains_``.
+
+        ``target_prior`` as in :meth:`domain_normalizers`.
+        """
         if not hasattr(self, "scorers_"):
             raise NotFittedError("DomainKNNScorer is not fitted: call fit(train_clips, domains) first.")
         E = self._clips(X)
         n, s, d = E.shape
-        return np.stack([self.normalizers_[dom].transform(
+        norms = self.domain_normalizers(target_prior)
+        return np.stack([norms[dom].transform(
             self.scorers_[dom].score_samples(E.reshape(-1, d)).reshape(n, s).mean(axis=1)) for dom in self.domains_],
             axis=1)
+
+    def training_domain_scores(self, target_prior: float | None = None) -> np.ndarray:
+        """The training clips' standardised leave-one-clip-out scores under each domain, shape (n_train, n_domains)."""
+        norms = self.domain_normalizers(target_prior)
+        return np.stack([norms[dom].transform(self.train_raw_[:, j]) for j, dom in enumerate(self.domains_)], axis=1)
 
     def score_samples(self, X) -> np.ndarray:
         """The smaller of the domains' standardised scores; **higher = more anomalous**."""
@@ -234,7 +286,8 @@ class DomainKNNScorer:
         return self.train_domain_scores_.min(axis=1)
 
     def get_state(self) -> dict:
-        return {"n_neighbors": int(self.n_neighbors), "metric": self.metric, "domains_": list(self.domains_),
+        return {"n_neighbors": int(self.n_neighbors), "metric": self.metric, "target_prior": float(self.target_prior),
+                "domains_": list(self.domains_),
                 "scorers": {dom: k.get_state() for dom, k in self.scorers_.items()},
                 "normalizers": {dom: z.get_state() for dom, z in self.normalizers_.items()},
                 "train_domain_scores_": self.train_domain_scores_, "train_domains_": self.train_domains_.tolist(),
@@ -244,11 +297,15 @@ class DomainKNNScorer:
     def from_state(cls, state) -> "DomainKNNScorer":
         from asdkit.scoring.knn import KNNScorer
 
-        out = cls(int(state["n_neighbors"]), state["metric"])
+        out = cls(int(state["n_neighbors"]), state["metric"], float(state.get("target_prior", 0.0)))
         out.domains_ = tuple(state["domains_"])
         out.scorers_ = {dom: KNNScorer.from_state(k) for dom, k in state["scorers"].items()}
         out.normalizers_ = {dom: ScoreNormalizer.from_state(z) for dom, z in state["normalizers"].items()}
         out.train_domain_scores_ = np.asarray(state["train_domain_scores_"])
         out.train_domains_ = np.asarray(state["train_domains_"], dtype=str)
+        out.counts_ = {dom: int((out.train_domains_ == dom).sum()) for dom in out.domains_}
+        norms = out.domain_normalizers()
+        out.train_raw_ = np.stack([out.train_domain_scores_[:, j] * norms[dom].scale_ + norms[dom].mean_
+                                   for j, dom in enumerate(out.domains_)], axis=1)
         out.n_segments_ = int(state["n_segments_"])
         return out

@@ -11,7 +11,7 @@ import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
 
-__all__ = ["ScoreNormalizer", "weighted_sum", "check_weights"]
+__all__ = ["ScoreNormalizer", "shrink_toward", "check_prior", "weighted_sum", "check_weights"]
 
 
 class ScoreNormalizer:
@@ -54,6 +54,56 @@ class ScoreNormalizer:
         out = cls()
         out.mean_, out.scale_ = float(state["mean_"]), float(state["scale_"])
         return out
+
+
+def shrink_toward(own: ScoreNormalizer, prior: ScoreNormalizer, n_own: int, n_prior: float) -> ScoreNormalizer:
+    """A domain's statistics from few clips, shrunk toward a better-known domain's.
+
+    Ten target clips give a noisy mean and a noisier standard deviation. The
+    shrunk statistics blend them with the prior domain's (the source domain's,
+    from about a thousand clips), as if ``n_prior`` of its clips had joined the
+    ``n_own``: weight ``lam = n_own / (n_own + n_prior)`` on the own mean and
+    variance, ``1 - lam`` on the prior's. ``n_prior = 0`` keeps the own
+    statistics (per-domain standardisation); ``n_prior -> inf`` takes the
+    prior's, which puts every domain on one scale (the smallest raw distance).
+
+    Parameters
+    ----------
+    own, prior : ScoreNormalizer
+        Fitted.
+    n_own : int
+        Clips behind ``own`` (>= 1).
+    n_prior : float
+        The prior's weight, in clips (>= 0, ``math.inf`` allowed).
+
+    Returns
+    -------
+    ScoreNormalizer
+        A new one; the inputs are unchanged.
+
+    Examples
+    --------
+    >>> a, b = ScoreNormalizer().fit([0.0, 2.0]), ScoreNormalizer().fit([10.0, 14.0])
+    >>> z = shrink_toward(a, b, 2, 2)
+    >>> round(z.mean_, 3), round(z.scale_, 3)
+    (6.5, 1.581)
+    """
+    n_prior = check_prior(n_prior, name="n_prior")
+    if not n_own >= 1:
+        raise ConfigError(f"shrink_toward: n_own={n_own!r} must be at least 1.")
+    lam = 0.0 if np.isinf(n_prior) else float(n_own) / (float(n_own) + float(n_prior))
+    out = ScoreNormalizer()
+    out.mean_ = lam * own.mean_ + (1 - lam) * prior.mean_
+    out.scale_ = float(np.sqrt(lam * own.scale_ ** 2 + (1 - lam) * prior.scale_ ** 2)) or 1.0
+    return out
+
+
+def check_prior(prior, *, name: str = "target_prior") -> float:
+    """A prior weight in clips as a float: a number >= 0 (``math.inf`` allowed), else a ConfigError naming ``name``."""
+    if isinstance(prior, bool) or not isinstance(prior, (int, float, np.integer, np.floating)) or not prior >= 0:
+        raise ConfigError(f"{name}={prior!r}: give a number of clips >= 0 (math.inf for the source domain's "
+                          "statistics alone).")
+    return float(prior)
 
 
 def check_weights(weights: Mapping[str, float], names=None, *, who: str = "weights") -> dict[str, float]:

@@ -8,6 +8,7 @@ from asdkit.data.channels import check_channels
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
 from asdkit.presets import check_integers, named_preset
+from asdkit.scoring.normalize import check_prior
 
 __all__ = ["BRANCHES", "ClassifierConfig", "CLASSIFIER_PRESETS", "classifier_config", "BRANCH_VARIANTS"]
 
@@ -61,6 +62,11 @@ class ClassifierConfig:
         Random 2-s crops of each training clip per epoch.
     n_clusters : int
         k-means clusters of a section's source-domain training embeddings.
+    target_prior : float
+        The default score's weight, in clips, of the source domain's distance
+        statistics in the target domain's (:func:`asdkit.scoring.normalize.shrink_toward`):
+        0 standardises each domain by its own clips, ``math.inf`` puts both on
+        the source's scale (the raw minimum's ranking).
     n_models : int
         Independently trained networks (seeds ``seed, seed+1, ...``); their
         cosine distances are averaged.
@@ -89,6 +95,7 @@ class ClassifierConfig:
     weight_decay: float = 1e-5
     crops_per_clip: int = 4
     n_clusters: int = 16
+    target_prior: float = 10.0
     n_models: int = 1
     channels: str = "auto"
 
@@ -112,6 +119,7 @@ class ClassifierConfig:
             raise ConfigError(f"ClassifierConfig.lr={self.lr!r}: must be a positive number.")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ConfigError(f"ClassifierConfig.weight_decay={self.weight_decay!r}: must be >= 0.")
+        check_prior(self.target_prior, name="ClassifierConfig.target_prior")
         if self.features not in FEATURE_PRESETS:
             raise ConfigError(f"ClassifierConfig.features={self.features!r}: choose one of {sorted(FEATURE_PRESETS)}.")
 

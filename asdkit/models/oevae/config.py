@@ -8,6 +8,7 @@ from asdkit.data.channels import check_channels
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
 from asdkit.presets import check_integers, named_preset
+from asdkit.scoring.normalize import check_prior
 
 __all__ = ["OEVAEConfig", "OEVAE_PRESETS", "oevae_config", "AUGMENTATION_VARIANTS"]
 
@@ -45,6 +46,11 @@ class OEVAEConfig:
         KNN neighbours for beta (report: chosen from 1, 2, 4).
     w : float
         Weight of alpha in the final score.
+    target_prior : float
+        Per-domain scoring: weight, in clips, of the source domain's statistics
+        in the target domain's, for alpha and beta alike
+        (:func:`asdkit.scoring.normalize.shrink_toward`; 0: each domain by its
+        own clips, ``math.inf``: both on the source's scale).
     max_outliers : int or None
         Cap on the pseudo-anomaly clips (drawn evenly over the other machine
         types, seeded); None = all.
@@ -71,11 +77,13 @@ class OEVAEConfig:
     smote_k: int = 5
     n_neighbors: int = 1
     w: float = 0.5
+    target_prior: float = 10.0
     max_outliers: int | None = None
     channels: str = "auto"
 
     def __post_init__(self):
         check_channels(self.channels, name="OEVAEConfig.channels")
+        check_prior(self.target_prior, name="OEVAEConfig.target_prior")
         if self.features not in FEATURE_PRESETS:
             raise ConfigError(f"OEVAEConfig.features={self.features!r}: choose one of {sorted(FEATURE_PRESETS)}.")
         check_integers(self, ("width", "vae_hidden", "latent", "n_zd", "epochs", "batch_size", "n_neighbors", "smote_k"))

@@ -17,7 +17,7 @@ from asdkit.models.oevae.torch_model import OEVAENet
 from asdkit.models.oevae.train import smote_segments, train_network
 from asdkit.scoring.domain import DomainKNNScorer
 from asdkit.scoring.knn import KNNScorer
-from asdkit.scoring.normalize import ScoreNormalizer
+from asdkit.scoring.normalize import ScoreNormalizer, shrink_toward
 from asdkit.training.engine import History, seeded, select_device
 
 __all__ = ["OEVAEDetector"]
@@ -36,11 +36,14 @@ class OEVAEDetector(Detector):
 
     * ``"beta"``, ``"oevae"`` (asdkit's default): beta from a source bank and
       a target bank of real training segments, each standardised by its own
-      domain's leave-one-clip-out clip scores
+      domain's leave-one-clip-out clip scores, the target's ten clips'
+      statistics shrunk toward the source's by ``config.target_prior`` clips
       (:class:`~asdkit.scoring.domain.DomainKNNScorer`), the smaller of the
-      two; alpha standardised by each domain's training clips; ``oevae`` = the
+      two; alpha standardised likewise by each domain's training clips; ``oevae`` = the
       smaller over the domains of ``w * alpha_d + (1 - w) * beta_d`` (where a
       domain has fewer than two training clips, the pooled scores);
+    * ``"oevae_domain"``: as ``"oevae"`` without shrinkage, each domain by its
+      own clips alone;
     * ``"beta_pooled"``, ``"oevae_pooled"`` (the report's): one bank of every
       training segment (SMOTE's included), alpha and beta standardised by all
       training clips.
@@ -51,7 +54,7 @@ class OEVAEDetector(Detector):
         A name of :data:`~asdkit.models.oevae.config.OEVAE_PRESETS` or a config.
     seed : int, default 0
     device : str, default "auto"
-    score : {"oevae", "alpha", "beta", "oevae_pooled", "beta_pooled"}, default "oevae"
+    score : {"oevae", "alpha", "beta", "oevae_pooled", "beta_pooled", "oevae_domain"}, default "oevae"
         What :meth:`score_samples` returns.
     attribute : str, optional
         The attribute ``v`` follows (default: see
@@ -122,7 +125,7 @@ class OEVAEDetector(Detector):
       train the network.
     """
 
-    score_names = ("oevae", "alpha", "beta", "oevae_pooled", "beta_pooled")
+    score_names = ("oevae", "alpha", "beta", "oevae_pooled", "beta_pooled", "oevae_domain")
 
     def __init__(self, preset: str | OEVAEConfig = "quick", seed: int = 0, device: str = "auto", *,
                  score: str = "oevae", attribute: str | None = None, cache=None, progress: bool = False,
@@ -232,16 +235,19 @@ class OEVAEDetector(Detector):
         alpha = self._alpha(emb[:n_real], n_clips, n_seg)
         self.normalizers_ = {"alpha": ScoreNormalizer().fit(alpha), "beta": ScoreNormalizer().fit(beta)}
         pooled = self.combine(self.normalizers_["alpha"].transform(alpha), self.normalizers_["beta"].transform(beta))
-        out = {"alpha": alpha, "beta_pooled": beta, "oevae_pooled": pooled, "beta": beta, "oevae": pooled}
+        out = {"alpha": alpha, "beta_pooled": beta, "oevae_pooled": pooled, "beta": beta, "oevae": pooled,
+               "oevae_domain": pooled}
         doms = train["domain"].astype(str).to_numpy()
         self.beta_scorer_ = None
         if min((doms == "source").sum(), (doms == "target").sum()) >= 2:
-            self.beta_scorer_ = DomainKNNScorer(config.n_neighbors).fit(
+            self.beta_scorer_ = DomainKNNScorer(config.n_neighbors, target_prior=config.target_prior).fit(
                 emb[:n_real].reshape(n_clips, n_seg, -1), doms)
             for d in self.beta_scorer_.domains_:
                 self.normalizers_[f"alpha@{d}"] = ScoreNormalizer().fit(alpha[doms == d])
             za, zb = self._alpha_columns(alpha), self.beta_scorer_.train_domain_scores_
-            out.update(beta=zb.min(axis=1), oevae=self.combine(za, zb))
+            out.update(beta=zb.min(axis=1), oevae=self.combine(za, zb),
+                       oevae_domain=self.combine(self._alpha_columns(alpha, 0.0),
+                                                 self.beta_scorer_.training_domain_scores(0.0)))
         return out
 
     # ------------------------------------------------------------------ scoring
@@ -250,10 +256,19 @@ class OEVAEDetector(Detector):
         """The columns of the per-domain components: the training domains (``("all",)`` without per-domain banks)."""
         return ("all",) if self.beta_scorer_ is None else self.beta_scorer_.domains_
 
-    def _alpha_columns(self, alpha: np.ndarray) -> np.ndarray:
-        """Alpha standardised by each domain's training clips, shape (n_clips, n_domains)."""
-        return np.stack([self.normalizers_[f"alpha@{d}"].transform(alpha) for d in self.beta_scorer_.domains_],
-                        axis=1)
+    def _alpha_columns(self, alpha: np.ndarray, target_prior: float | None = None) -> np.ndarray:
+        """Alpha standardised by each domain's training clips, shape (n_clips, n_domains).
+
+        The smaller domains' statistics are shrunk toward the largest's by ``target_prior`` clips (default:
+        the beta scorer's, i.e. ``config_.target_prior`` at fit time), as beta's are.
+        """
+        bs = self.beta_scorer_
+        prior = bs.target_prior if target_prior is None else target_prior
+        own = {d: self.normalizers_[f"alpha@{d}"] for d in bs.domains_}
+        largest = max(bs.domains_, key=lambda d: bs.counts_[d])
+        norms = {d: z if d == largest or prior == 0 else shrink_toward(z, own[largest], bs.counts_[d], prior)
+                 for d, z in own.items()}
+        return np.stack([norms[d].transform(alpha) for d in bs.domains_], axis=1)
 
     def combine(self, alpha, beta, w: float | None = None) -> np.ndarray:
         """The ``oevae`` score from standardised alpha and beta: ``w * alpha + (1 - w) * beta``, smallest over domains.
@@ -288,7 +303,8 @@ class OEVAEDetector(Detector):
         k = self.config_.n_neighbors if k is None else int(k)
         alpha = self._alpha(flat, n, s)
         if not pooled and self.beta_scorer_ is not None:
-            scorer = self.beta_scorer_ if k == self.beta_scorer_.n_neighbors else DomainKNNScorer(k).fit(
+            scorer = self.beta_scorer_ if k == self.beta_scorer_.n_neighbors else DomainKNNScorer(
+                k, target_prior=self.beta_scorer_.target_prior).fit(
                 self._train_clip_embeddings(), self.beta_scorer_.train_domains_)
             return alpha, self._alpha_columns(alpha), scorer.domain_scores(flat.reshape(n, s, -1))
         knn, norm = self._beta_model(k)
@@ -307,11 +323,39 @@ class OEVAEDetector(Detector):
         alpha = self._alpha(flat, n, s)
         beta = self.knn_.score_samples(flat).reshape(n, s).mean(axis=1)
         pooled = self.combine(self.normalizers_["alpha"].transform(alpha), self.normalizers_["beta"].transform(beta))
-        out = {"alpha": alpha, "beta_pooled": beta, "oevae_pooled": pooled, "beta": beta, "oevae": pooled}
+        out = {"alpha": alpha, "beta_pooled": beta, "oevae_pooled": pooled, "beta": beta, "oevae": pooled,
+               "oevae_domain": pooled}
         if self.beta_scorer_ is not None:
             zb = self.beta_scorer_.domain_scores(emb)
-            out.update(beta=zb.min(axis=1), oevae=self.combine(self._alpha_columns(alpha), zb))
+            out.update(beta=zb.min(axis=1), oevae=self.combine(self._alpha_columns(alpha), zb),
+                       oevae_domain=self.combine(self._alpha_columns(alpha, 0.0),
+                                                 self.beta_scorer_.domain_scores(emb, target_prior=0.0)))
         return out
+
+    def prior_scores(self, clips, priors) -> dict:
+        """The ``oevae`` score of ``clips`` under several ``target_prior`` values, from this one fit.
+
+        Parameters
+        ----------
+        clips : clip table or list of wav paths
+        priors : sequence of float
+            Weights, in clips, of the source's statistics in the target's, for alpha
+            and beta alike (0: the ``oevae_domain`` score).
+
+        Returns
+        -------
+        dict of float to ndarray of shape (n_clips,)
+            **Higher = more anomalous.** Without per-domain banks, the pooled score for every prior.
+        """
+        emb = self.embed(clips)
+        n, s, d = emb.shape
+        alpha = self._alpha(emb.reshape(n * s, d), n, s)
+        if self.beta_scorer_ is None:
+            pooled = self.score_all(clips)["oevae_pooled"]
+            return {float(p): pooled for p in priors}
+        return {float(p): self.combine(self._alpha_columns(alpha, float(p)),
+                                       self.beta_scorer_.domain_scores(emb, target_prior=float(p)))
+                for p in priors}
 
     def _beta_model(self, k: int) -> tuple[KNNScorer, ScoreNormalizer]:
         """The pooled KNN and beta normaliser for ``k`` neighbours: the fitted ones, or new local ones."""
