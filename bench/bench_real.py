@@ -90,16 +90,24 @@ def run_root(data: Path, others: Path | None, out: Path, machines: list[str] | N
 
 
 def summary(table: pd.DataFrame, machines: list[str]) -> pd.DataFrame:
-    """Per machine type and system: the three metrics and their harmonic mean, mean ± std over seeds."""
+    """Per machine type and system: the three metrics and their harmonic mean, mean ± std over seeds.
+
+    With one machine type the harmonic mean is the official score of each seed, averaged over the seeds (the
+    published rows: of their three values); with several, the harmonic mean of the seed-averaged values.
+    """
     rows = []
     systems = list(dict.fromkeys(table.columns.get_level_values(0)))
     for machine in machines:
         for system in systems:
             means = [table.loc[(machine, m), (system, "mean")] for m in METRICS]
             stds = [table.loc[(machine, m), (system, "std")] for m in METRICS]
+            if len(machines) == 1:
+                h = _cell(table.loc[("official score", "h-mean"), (system, "mean")],
+                          table.loc[("official score", "h-mean"), (system, "std")])
+            else:
+                h = f"{hmean(means):.2f}"
             rows.append({"machine": machine, "system": system,
-                         **{m: _cell(v, s) for m, v, s in zip(METRICS, means, stds)},
-                         "h-mean": f"{hmean(means):.2f}"})
+                         **{m: _cell(v, s) for m, v, s in zip(METRICS, means, stds)}, "h-mean": h})
         for name, fig in PUBLISHED.items():
             if machine in fig:
                 rows.append({"machine": machine, "system": name, **{m: f"{v:.2f}" for m, v in zip(METRICS, fig[machine])},
@@ -113,7 +121,7 @@ def _cell(mean: float, std: float) -> str:
 
 def markdown(frame: pd.DataFrame) -> str:
     head = "| " + " | ".join(frame.columns) + " |"
-    sep = "|" + "|".join("---" if c in ("machine", "system") else "---:" for c in frame.columns) + "|"
+    sep = "|" + "|".join("---" if c in ("machine", "system", "lever", "metric") else "---:" for c in frame.columns) + "|"
     return "\n".join([head, sep, *("| " + " | ".join(map(str, r)) + " |" for r in frame.itertuples(index=False))])
 
 
@@ -135,34 +143,52 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="ray: the seeds' jobs side by side on a local Ray instance, one CPU each")
+    p.add_argument("--tables-only", action="store_true",
+                   help="train nothing: write summary.md and levers.md again from OUT's finished seeds")
     args = p.parse_args(argv)
 
-    from asdkit.experiments.ablation import lever_table
-    from asdkit.experiments.seeds import run_seeds
+    from asdkit.experiments.seeds import run_seeds, summarise_seeds
 
     args.out.mkdir(parents=True, exist_ok=True)
     root, machines = run_root(args.data, args.others, args.out, args.machines)
-    res = run_seeds(root, seeds=args.seeds, out=args.out, preset=args.preset,
-                    systems=args.systems if args.systems != ["all"] else "all", machines=machines,
-                    device=args.device, save_models=True, plots=False, executor=args.executor,
-                    **({"cpus_per_job": args.threads} if args.executor == "ray" else {"threads": args.threads}),
-                    log=lambda m: print(m, flush=True))
-    if res.table.empty:
+    if args.tables_only:
+        table = summarise_seeds(args.out)
+        seeds = sorted(int(p.parent.name.split("_", 1)[1]) for p in args.out.glob("seed_*/results.csv"))
+    else:
+        table = run_seeds(root, seeds=args.seeds, out=args.out, preset=args.preset,
+                          systems=args.systems if args.systems != ["all"] else "all", machines=machines,
+                          device=args.device, save_models=True, plots=False, executor=args.executor,
+                          **({"cpus_per_job": args.threads} if args.executor == "ray" else {"threads": args.threads}),
+                          log=lambda m: print(m, flush=True)).table
+        seeds = args.seeds
+    if table.empty:
         sys.exit("bench_real: the test clips carry no labels; bench_real needs development data.")
-    head = (f"Data: {args.data} (machine types {', '.join(machines)}), preset {args.preset}, seeds "
-            f"{', '.join(map(str, args.seeds))}, {args.threads} thread(s) per job, device {args.device}. "
-            "AUC and pAUC in %, mean ± std over the seeds; h-mean of the three means.")
-    text = head + "\n\n" + markdown(summary(res.table, machines)) + "\n"
-    (args.out / "summary.md").write_text(text)
+    write_tables(args.out, table, machines, seeds,
+                 f"{args.data} (machine types {', '.join(machines)}), preset {args.preset}, seeds "
+                 f"{', '.join(map(str, seeds))}, {args.threads} thread(s) per job, device {args.device}")
+    return 0
+
+
+def write_tables(out: Path, table: pd.DataFrame, machines: list[str], seeds, what: str) -> None:
+    """``summary.md`` and ``levers.md`` in ``out``, printed too."""
+    from asdkit.errors import ConfigError
+    from asdkit.experiments.ablation import lever_table
+
+    head = (f"Data: {what}. AUC and pAUC in %, mean ± std over the seeds; h-mean: "
+            + ("the official score (harmonic mean of the three values) of each seed, mean ± std."
+               if len(machines) == 1 else "the harmonic mean of the seed-averaged values."))
+    text = head + "\n\n" + markdown(summary(table, machines)) + "\n"
+    (out / "summary.md").write_text(text)
     print("\n" + text)
     try:
-        levers = lever_table(res)
-        lev = levers.reset_index()
-        (args.out / "levers.md").write_text(head + "\n\n" + markdown(lev) + "\n")
-        print(markdown(lev))
-    except Exception as e:  # levers need both systems of a pair
+        lev = lever_table(out).reset_index()
+    except ConfigError as e:                        # levers need both systems of a pair
         print(f"(no lever table: {e})")
-    return 0
+        return
+    text = (f"Data: {what}. Each lever's two systems share one fitted model per seed: off, on (mean ± std over "
+            "the seeds, %) and the paired gain (mean ± std of the per-seed differences).\n\n" + markdown(lev) + "\n")
+    (out / "levers.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

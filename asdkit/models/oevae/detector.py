@@ -257,11 +257,7 @@ class OEVAEDetector(Detector):
         return ("all",) if self.beta_scorer_ is None else self.beta_scorer_.domains_
 
     def _alpha_columns(self, alpha: np.ndarray, target_prior: float | None = None) -> np.ndarray:
-        """Alpha standardised by each domain's training clips, shape (n_clips, n_domains).
-
-        The smaller domains' statistics are shrunk toward the largest's by ``target_prior`` clips (default:
-        the beta scorer's, i.e. ``config_.target_prior`` at fit time), as beta's are.
-        """
+        """Alpha standardised per domain, shape (n_clips, n_domains); smaller domains shrunk as beta's (default)."""
         bs = self.beta_scorer_
         prior = bs.target_prior if target_prior is None else target_prior
         own = {d: self.normalizers_[f"alpha@{d}"] for d in bs.domains_}
@@ -333,20 +329,8 @@ class OEVAEDetector(Detector):
         return out
 
     def prior_scores(self, clips, priors) -> dict:
-        """The ``oevae`` score of ``clips`` under several ``target_prior`` values, from this one fit.
-
-        Parameters
-        ----------
-        clips : clip table or list of wav paths
-        priors : sequence of float
-            Weights, in clips, of the source's statistics in the target's, for alpha
-            and beta alike (0: the ``oevae_domain`` score).
-
-        Returns
-        -------
-        dict of float to ndarray of shape (n_clips,)
-            **Higher = more anomalous.** Without per-domain banks, the pooled score for every prior.
-        """
+        """``{target_prior: oevae score}`` of the clips from this one fit (0: ``oevae_domain``), **higher = more
+        anomalous**; without per-domain banks the pooled score for every prior."""
         emb = self.embed(clips)
         n, s, d = emb.shape
         alpha = self._alpha(emb.reshape(n * s, d), n, s)
