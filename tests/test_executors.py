@@ -15,7 +15,7 @@ from asdkit.errors import AsdkitError, ConfigError
 from asdkit.experiments.jobs import Job, plan_jobs, read_result
 from asdkit.experiments.run import run_experiment
 from asdkit.experiments.seeds import run_seeds
-from asdkit.experiments.systems import resolve_systems
+from asdkit.experiments.systems import SYSTEMS, resolve_systems
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -195,7 +195,7 @@ def test_ray_gives_the_official_files_of_the_in_process_run(ray_local, quick_roo
     local = run_seeds(quick_root, out=tmp_path / "local", **kwargs)
     remote = run_seeds(quick_root, out=tmp_path / "ray", executor="ray", **kwargs)
     files = _official(tmp_path / "local")
-    assert len(files) == 2 * 12 * 2 * len(TWO)             # seeds x systems x (score, decision) x machine types
+    assert len(files) == 2 * len(SYSTEMS) * 2 * len(TWO)   # seeds x systems x (score, decision) x machine types
     assert _official(tmp_path / "ray") == files
     pd.testing.assert_frame_equal(remote.table, local.table)
     for seed in (0, 1):
