@@ -14,7 +14,7 @@ import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
 from asdkit.scoring.mahalanobis import DOMAINS, domain_array
-from asdkit.scoring.normalize import ScoreNormalizer, check_prior, shrink_toward
+from asdkit.scoring.normalize import ScoreNormalizer, check_prior, shrink_domains
 
 __all__ = ["SelectiveScorer", "DomainKNNScorer"]
 
@@ -248,32 +248,34 @@ class DomainKNNScorer:
         """
         if not hasattr(self, "scorers_"):
             raise NotFittedError("DomainKNNScorer is not fitted: call fit(train_clips, domains) first.")
-        prior = check_prior(self.target_prior if target_prior is None else target_prior)
-        counts = self.counts_
-        largest = max(self.domains_, key=lambda x: counts[x])
-        if prior == 0:
-            return dict(self.normalizers_)
-        return {dom: z if dom == largest else shrink_toward(z, self.normalizers_[largest], counts[dom], prior)
-                for dom, z in self.normalizers_.items()}
+        prior = self.target_prior if target_prior is None else target_prior
+        return shrink_domains(self.normalizers_, self.counts_, check_prior(prior))
+
+    def raw_domain_scores(self, X) -> np.ndarray:
+        """Each domain's clip score before standardisation, shape (n_clips, n_domains) (the banks' search)."""
+        if not hasattr(self, "scorers_"):
+            raise NotFittedError("DomainKNNScorer is not fitted: call fit(train_clips, domains) first.")
+        E = self._clips(X)
+        n, s, d = E.shape
+        return np.stack([self.scorers_[dom].score_samples(E.reshape(-1, d)).reshape(n, s).mean(axis=1)
+                         for dom in self.domains_], axis=1)
+
+    def standardise(self, raw, target_prior: float | None = None) -> np.ndarray:
+        """Raw per-domain scores (:meth:`raw_domain_scores`, ``train_raw_``) standardised; ``target_prior`` as in
+        :meth:`domain_normalizers`."""
+        norms = self.domain_normalizers(target_prior)
+        return np.stack([norms[dom].transform(raw[:, j]) for j, dom in enumerate(self.domains_)], axis=1)
 
     def domain_scores(self, X, *, target_prior: float | None = None) -> np.ndarray:
         """Each domain's standardised clip score, shape (n_clips, n_domains), columns in the order of ``domains_``.
 
         ``target_prior`` as in :meth:`domain_normalizers`.
         """
-        if not hasattr(self, "scorers_"):
-            raise NotFittedError("DomainKNNScorer is not fitted: call fit(train_clips, domains) first.")
-        E = self._clips(X)
-        n, s, d = E.shape
-        norms = self.domain_normalizers(target_prior)
-        return np.stack([norms[dom].transform(
-            self.scorers_[dom].score_samples(E.reshape(-1, d)).reshape(n, s).mean(axis=1)) for dom in self.domains_],
-            axis=1)
+        return self.standardise(self.raw_domain_scores(X), target_prior)
 
     def training_domain_scores(self, target_prior: float | None = None) -> np.ndarray:
         """The training clips' standardised leave-one-clip-out scores under each domain, shape (n_train, n_domains)."""
-        norms = self.domain_normalizers(target_prior)
-        return np.stack([norms[dom].transform(self.train_raw_[:, j]) for j, dom in enumerate(self.domains_)], axis=1)
+        return self.standardise(self.train_raw_, target_prior)
 
     def score_samples(self, X) -> np.ndarray:
         """The smaller of the domains' standardised scores; **higher = more anomalous**."""

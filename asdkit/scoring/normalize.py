@@ -11,7 +11,7 @@ import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
 
-__all__ = ["ScoreNormalizer", "shrink_toward", "check_prior", "weighted_sum", "check_weights"]
+__all__ = ["ScoreNormalizer", "shrink_toward", "shrink_domains", "check_prior", "weighted_sum", "check_weights"]
 
 
 class ScoreNormalizer:
@@ -96,6 +96,29 @@ def shrink_toward(own: ScoreNormalizer, prior: ScoreNormalizer, n_own: int, n_pr
     out.mean_ = lam * own.mean_ + (1 - lam) * prior.mean_
     out.scale_ = float(np.sqrt(lam * own.scale_ ** 2 + (1 - lam) * prior.scale_ ** 2)) or 1.0
     return out
+
+
+def shrink_domains(normalizers: Mapping[str, ScoreNormalizer], counts: Mapping[str, int],
+                   n_prior: float) -> dict:
+    """Each domain's statistics, every domain but the one with the most clips shrunk toward that one's.
+
+    Parameters
+    ----------
+    normalizers : mapping of domain to fitted ScoreNormalizer
+    counts : mapping of domain to its number of training clips
+    n_prior : float
+        As in :func:`shrink_toward` (0 returns the statistics as they are).
+
+    Returns
+    -------
+    dict of str to ScoreNormalizer
+    """
+    prior = check_prior(n_prior, name="n_prior")
+    if prior == 0:
+        return dict(normalizers)
+    largest = max(normalizers, key=lambda d: counts[d])
+    return {d: z if d == largest else shrink_toward(z, normalizers[largest], counts[d], prior)
+            for d, z in normalizers.items()}
 
 
 def check_prior(prior, *, name: str = "target_prior") -> float:

@@ -17,7 +17,7 @@ from asdkit.models.oevae.torch_model import OEVAENet
 from asdkit.models.oevae.train import smote_segments, train_network
 from asdkit.scoring.domain import DomainKNNScorer
 from asdkit.scoring.knn import KNNScorer
-from asdkit.scoring.normalize import ScoreNormalizer, shrink_toward
+from asdkit.scoring.normalize import ScoreNormalizer, shrink_domains
 from asdkit.training.engine import History, seeded, select_device
 
 __all__ = ["OEVAEDetector"]
@@ -259,11 +259,8 @@ class OEVAEDetector(Detector):
     def _alpha_columns(self, alpha: np.ndarray, target_prior: float | None = None) -> np.ndarray:
         """Alpha standardised per domain, shape (n_clips, n_domains); smaller domains shrunk as beta's (default)."""
         bs = self.beta_scorer_
-        prior = bs.target_prior if target_prior is None else target_prior
-        own = {d: self.normalizers_[f"alpha@{d}"] for d in bs.domains_}
-        largest = max(bs.domains_, key=lambda d: bs.counts_[d])
-        norms = {d: z if d == largest or prior == 0 else shrink_toward(z, own[largest], bs.counts_[d], prior)
-                 for d, z in own.items()}
+        norms = shrink_domains({d: self.normalizers_[f"alpha@{d}"] for d in bs.domains_}, bs.counts_,
+                               bs.target_prior if target_prior is None else target_prior)
         return np.stack([norms[d].transform(alpha) for d in bs.domains_], axis=1)
 
     def combine(self, alpha, beta, w: float | None = None) -> np.ndarray:
@@ -322,24 +319,25 @@ class OEVAEDetector(Detector):
         out = {"alpha": alpha, "beta_pooled": beta, "oevae_pooled": pooled, "beta": beta, "oevae": pooled,
                "oevae_domain": pooled}
         if self.beta_scorer_ is not None:
-            zb = self.beta_scorer_.domain_scores(emb)
+            raw = self.beta_scorer_.raw_domain_scores(emb)            # the banks are searched once
+            zb = self.beta_scorer_.standardise(raw)
             out.update(beta=zb.min(axis=1), oevae=self.combine(self._alpha_columns(alpha), zb),
                        oevae_domain=self.combine(self._alpha_columns(alpha, 0.0),
-                                                 self.beta_scorer_.domain_scores(emb, target_prior=0.0)))
+                                                 self.beta_scorer_.standardise(raw, 0.0)))
         return out
 
     def prior_scores(self, clips, priors) -> dict:
         """``{target_prior: oevae score}`` of the clips from this one fit (0: ``oevae_domain``), **higher = more
         anomalous**; without per-domain banks the pooled score for every prior."""
-        emb = self.embed(clips)
-        n, s, d = emb.shape
-        alpha = self._alpha(emb.reshape(n * s, d), n, s)
         if self.beta_scorer_ is None:
             pooled = self.score_all(clips)["oevae_pooled"]
             return {float(p): pooled for p in priors}
+        emb = self.embed(clips)
+        n, s, d = emb.shape
+        alpha = self._alpha(emb.reshape(n * s, d), n, s)
+        raw = self.beta_scorer_.raw_domain_scores(emb)
         return {float(p): self.combine(self._alpha_columns(alpha, float(p)),
-                                       self.beta_scorer_.domain_scores(emb, target_prior=float(p)))
-                for p in priors}
+                                       self.beta_scorer_.standardise(raw, float(p))) for p in priors}
 
     def _beta_model(self, k: int) -> tuple[KNNScorer, ScoreNormalizer]:
         """The pooled KNN and beta normaliser for ``k`` neighbours: the fitted ones, or new local ones."""
