@@ -19,17 +19,17 @@ from asdkit.models.baseline import (BASELINE_PRESETS, AEOutput, AutoencoderBasel
 
 # AUC floors, measured on SynFan of the session's quick data (`quick_table`: synth seed 0, 60 + 10 training
 # clips, 10 test clips per domain x label; the same clips as synthesize(machines=["SynFan"], seed=0)),
-# preset "quick", CPU, model seeds 0-5 (seed 0 is the one tested), 2026-12-01:
-#   MAHALA (organisers', per-frame)  AUC 0.50-0.65 (seed 0: 0.54)  AUC(source) 0.29-0.80 (0.75)  AUC(target) 0.25-0.72 (0.34)
-#   MAHALA_LW (asdkit's 640 x 640)    AUC 0.51-0.66 (seed 0: 0.60)  AUC(source) 0.83-0.86 (0.85)  AUC(target) 0.18-0.49 (0.35)
-#   MSE     AUC 0.40-0.53 (seed 0: 0.46)   AUC(source) 0.21-0.72 (0.42)   AUC(target) 0.34-0.64 (0.50)
-# After 5 quick epochs the MSE score mostly follows the domain and level of a clip, not the anomaly, so no
-# floor above chance holds for it on these test clips (with 20 epochs of batch 256 it reached 0.61); the
-# organisers' score, the distance of a clip's mean residual frame, swings between the domains from seed to
-# seed on so short a training. All three are also checked on clearly foreign sounds (the 60 normal test
-# clips of the other three machine types against SynFan's normal test clips): AUC 1.0 for every seed, the
-# lowest foreign score 1.3-2.7x (MSE), 1.7-6.0x (MAHALA) and 1.6-2.0x (MAHALA_LW) the highest normal one.
-SECTION_FLOORS = {"mahala": {"auc": 0.52, "auc_source": 0.7}, "mahala_lw": {"auc": 0.55, "auc_source": 0.8}}
+# preset "quick", CPU, one thread, model seeds 0-5 (seed 0 is the one tested), 2026-12-03:
+#   MAHALA (organisers', per-frame)  AUC(source) 0.71-0.83 (seed 0: 0.75)  AUC(target) 0.08-0.23  AUC 0.44-0.49
+#   MAHALA_LW (asdkit's 640 x 640)    AUC(source) 0.83-0.88 (seed 0: 0.88)  AUC(target) 0.08-0.12  AUC 0.47-0.49
+#   MSE                               AUC(source) 0.62-0.82 (seed 0: 0.82)  AUC(target) 0.10-0.24  AUC 0.39-0.48
+# The ten target training clips are spread over eight conditions (as in real DCASE data), so a detector fitted
+# on them and 60 source clips finds the target normals as strange as the anomalies, or stranger: AUC(target)
+# and the pooled AUC are below chance for every seed, as the organisers' baseline is on several real machine
+# types. The floors are on the source domain, where the baseline has learned the sound. All three are also
+# checked on clearly foreign sounds (the 60 normal test clips of the other three machine types against
+# SynFan's normal test clips).
+SECTION_FLOORS = {"mahala": {"auc_source": 0.65}, "mahala_lw": {"auc_source": 0.78}, "mse": {"auc_source": 0.55}}
 FOREIGN_AUC_FLOOR = 0.95                                    # both scores
 
 
@@ -374,7 +374,7 @@ def test_fit_learns_and_sets_thresholds(fitted):
 
 
 @pytest.mark.parametrize("score", sorted(SECTION_FLOORS))
-def test_mahala_auc_floor_on_synthetic_fan(fitted, synfan, score):
+def test_auc_floor_on_synthetic_fan(fitted, synfan, score):
     from sklearn.metrics import roc_auc_score
 
     _, scores = fitted

@@ -76,6 +76,17 @@ def test_target_conditions_differ_from_source():
                 assert all("_" not in k and "_" not in v and k and v for k, v in cond.items())
 
 
+def test_target_training_clips_spread_over_many_conditions():
+    # like real DCASE targets: the ten target training clips cover eight
+    # conditions, so their own statistics describe the domain loosely
+    from asdkit.data.synth import clip_plan
+    for spec in MACHINES.values():
+        assert len(spec.conditions("target")) >= 8, spec.name
+        conds = {tuple(sorted(c.items())) for split, domain, _, _, c in clip_plan(spec, PRESETS["paper"])
+                 if split == "train" and domain == "target"}
+        assert len(conds) >= 8, spec.name
+
+
 def test_presets():
     assert PRESETS["paper"] == SynthPreset(990, 10, 50, 10.0)
     quick = PRESETS["quick"]
