@@ -50,7 +50,7 @@ import pandas as pd
 import soundfile as sf
 
 from asdkit.errors import ConfigError, DatasetError
-from asdkit.io import atomic_write_bytes, atomic_write_text
+from asdkit.io import atomic_write_bytes, atomic_write_text, dir_mode, replace_dir
 from asdkit.data.machines import (BACKGROUNDS, DOMAINS, LABELS, MACHINES, MICROPHONES, MachineSpec,  # noqa: F401
                                   generate_clip, machine_spec)
 from asdkit.data.names import NO_ATTRIBUTE, format_filename
@@ -323,14 +323,8 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
                             condition=info["condition"], anomaly=None, severity=float("nan")))
                         bar.update()
                 _write_attributes_csv(tmp / "attributes_00.csv", spec.name, csv_rows)
-                final = raw / spec.name
-                if final.exists():
-                    old = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-old-", dir=raw))
-                    os.replace(final, old / spec.name)
-                    os.replace(tmp, final)
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    os.replace(tmp, final)
+                os.chmod(tmp, dir_mode())
+                replace_dir(tmp, raw / spec.name)
                 rows.extend(machine_rows)
             finally:
                 if tmp.exists():

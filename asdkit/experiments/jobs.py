@@ -37,7 +37,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -51,7 +50,7 @@ from asdkit.errors import ConfigError
 from asdkit.evaluation.outputs import write_submission
 from asdkit.experiments.protocol import META_COLUMNS, Task, part_training, tasks
 from asdkit.experiments.systems import BuildContext, SystemSpec, family_members
-from asdkit.io import atomic_write_bytes
+from asdkit.io import atomic_dir, atomic_write_bytes
 
 __all__ = ["Job", "JobResult", "JobFailure", "JobSettings", "plan_jobs", "run_job", "read_result", "families",
            "fit_family", "score_frame", "save_root", "load_root"]
@@ -307,9 +306,7 @@ def _write_result(result: JobResult) -> None:
     from asdkit.models.persistence import StateEncoder
 
     folder = result.job.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{RESULT}.", suffix=".tmp", dir=folder))
-    try:
+    with atomic_dir(folder / RESULT) as tmp:
         enc = StateEncoder(tmp, lambda v: False)
         frames = {name: {"frame": enc.encode(f, f"frames.{name}"), "dtypes": {c: str(t) for c, t in f.dtypes.items()}}
                   for name, f in result.frames.items()}
@@ -327,12 +324,6 @@ def _write_result(result: JobResult) -> None:
         }
         enc.flush()
         (tmp / "result.json").write_text(json.dumps(record, indent=1, default=str))
-        target = folder / RESULT
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def read_result(job: Job) -> JobResult:
@@ -382,20 +373,13 @@ def save_root(root, folder: Path) -> Path:
                           "from_state(state, device) classmethod (as asdkit's ClassifierModel), so that jobs on "
                           "other processes and --resume can read it.")
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         enc = StateEncoder(tmp, lambda v: False)
         record = {"format": "asdkit-root-model", "version": 1, "list": isinstance(root, (list, tuple)),
                   "items": [{"class": f"{type(m).__module__}:{type(m).__qualname__}",
                              "state": enc.encode(m.get_state(), f"items.{i}")} for i, m in enumerate(items)]}
         enc.flush()
         (tmp / "root.json").write_text(json.dumps(record, indent=1))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

@@ -37,8 +37,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import ClassVar, Mapping
 
@@ -47,6 +45,7 @@ import pandas as pd
 
 from asdkit.data.dataset import clip_table
 from asdkit.errors import ConfigError, NotFittedError
+from asdkit.io import atomic_dir
 from asdkit.models.persistence import META, StateDecoder, StateEncoder, detector_class
 from asdkit.scoring.threshold import gamma_threshold
 
@@ -237,21 +236,8 @@ class Detector:
         """
         self.check_fitted()
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        with atomic_dir(target) as tmp:
             self._write(tmp)
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     def _write(self, folder: Path) -> None:
