@@ -3,6 +3,7 @@
 #   make test   - make the venv, install asdkit with its test tools and Ray, run every test and notebook (what CI runs)
 # and a third is the contributor's lane after every change:
 #   make test-fast - the library tests without the slow ones (no notebooks, no browser): about 4 minutes
+#   make lint      - ruff over the package, the tests and the benchmarks (make test runs it first)
 # tests/test_browser.py drives JupyterLab in Debian's chromium (`make chromium` installs it with apt-get;
 # without it the test is skipped, except under CI) through the playwright package of the test extra.
 # No browser is ever downloaded: never run `playwright install`.
@@ -14,7 +15,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast test-browser chromium bench bench-systems clean
+.PHONY: install demo lint test test-fast test-browser chromium bench bench-systems clean
 
 $(BIN)/asdkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +31,12 @@ demo: install
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
+# ruff's rules are in pyproject.toml ([tool.ruff]); `ruff check --fix` sorts the imports
+lint: install
+	$(BIN)/ruff check asdkit tests bench
+
 # the notebooks take their small path (asdkit.notebook_setup: ASDKIT_IN_TEST, as CI=true does)
-test: install
+test: install lint
 	ASDKIT_IN_TEST=1 $(BIN)/python -m pytest $(NBVAL) tests notebooks
 
 test-fast: install

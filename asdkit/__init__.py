@@ -33,29 +33,46 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from asdkit.errors import (AsdkitError, AudioError, ConfigError, DatasetError, DownloadError,  # noqa: F401
-                           FileNameError, NotFittedError, ScoreFileError)
+from asdkit import (
+                           features,  # noqa: F401
+                           plots,  # noqa: F401
+)
 from asdkit.data import audio, channels, supplemental, synth, synth_years  # noqa: F401
-from asdkit.data.channels import CHANNELS, cancel_far_noise  # noqa: F401
 from asdkit.data.audio import load_clip, segment, standardize  # noqa: F401
-from asdkit.data.dataset import (attribute_frame, clip_formats, clip_table, find_machines, scan_root,  # noqa: F401
-                                 summarize)
+from asdkit.data.channels import CHANNELS, cancel_far_noise  # noqa: F401
+from asdkit.data.dataset import attribute_frame, clip_formats, clip_table, find_machines, scan_root, summarize  # noqa: F401
 from asdkit.data.names import ClipName, format_filename, parse_filename  # noqa: F401
 from asdkit.data.synth import synthesize  # noqa: F401
-from asdkit import features  # noqa: F401
-from asdkit.features import (FEATURE_PRESETS, FeatureCache, FeatureConfig, TorchFeatures, extract,  # noqa: F401
-                             fft_spectrum, log_mel, phase_spectrum)
+from asdkit.errors import (  # noqa: F401
+                           AsdkitError,
+                           AudioError,
+                           ConfigError,
+                           DatasetError,
+                           DownloadError,
+                           FileNameError,
+                           NotFittedError,
+                           ScoreFileError,
+)
+from asdkit.evaluation import metrics, outputs  # noqa: F401
+from asdkit.evaluation.evaluate import evaluate_scores  # noqa: F401
+from asdkit.experiments.notebook import notebook_setup  # noqa: F401
+from asdkit.experiments.run import run_experiment  # noqa: F401
+from asdkit.experiments.seeds import run_seeds  # noqa: F401
+from asdkit.experiments.systems import SYSTEMS, register_system  # noqa: F401
+from asdkit.features import (  # noqa: F401
+                           FEATURE_PRESETS,
+                           FeatureCache,
+                           FeatureConfig,
+                           TorchFeatures,
+                           extract,
+                           fft_spectrum,
+                           log_mel,
+                           phase_spectrum,
+)
+from asdkit.models.base import Detector  # noqa: F401
 from asdkit.models.baseline import AutoencoderBaseline  # noqa: F401
 from asdkit.models.classifier import ClassifierDetector  # noqa: F401
 from asdkit.models.ensemble import EnsembleDetector  # noqa: F401
 from asdkit.models.oevae import OEVAEDetector  # noqa: F401
-from asdkit.evaluation import metrics, outputs  # noqa: F401
-from asdkit.evaluation.evaluate import evaluate_scores  # noqa: F401
-from asdkit import plots  # noqa: F401
-from asdkit.plots import explore  # noqa: F401
-from asdkit.models.base import Detector  # noqa: F401
 from asdkit.models.reference import ReferenceKNN  # noqa: F401
-from asdkit.experiments.run import run_experiment  # noqa: F401
-from asdkit.experiments.seeds import run_seeds  # noqa: F401
-from asdkit.experiments.notebook import notebook_setup  # noqa: F401
-from asdkit.experiments.systems import SYSTEMS, register_system  # noqa: F401
+from asdkit.plots import explore  # noqa: F401

@@ -23,29 +23,26 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from asdkit.data.channels import CHANNELS
 from asdkit.errors import AsdkitError
+from asdkit.runtime import device_name, set_threads, show_progress
 
 __all__ = ["main", "build_parser"]
 
 
 def _progress() -> bool:
-    return not os.environ.get("CI") and sys.stderr.isatty()
+    return show_progress(sys.stderr.isatty())
 
 
 def _device(name: str | None) -> str:
-    import torch
-
-    if name in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AsdkitError(f"--device {name}: no CUDA device is visible to torch. Use --device cpu.")
-    return name
+    try:
+        return device_name(name)
+    except AsdkitError as e:
+        raise AsdkitError(f"--device {name}: {e}") from None
 
 
 def cmd_synth(args) -> int:
@@ -111,15 +108,9 @@ def cmd_evaluate(args) -> int:
 
 
 def _threads(n: int | None) -> None:
-    if n is None:
-        return
-    if n < 1:
+    if n is not None and n < 1:
         raise AsdkitError(f"--threads {n}: give a positive number of CPU threads.")
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(n)
-    threadpool_limits(n)            # numpy's and scipy's BLAS too, for the rest of the process
+    set_threads(n)                  # torch's, numpy's and scipy's, for the rest of the process
 
 
 def _run_options(args) -> dict:

@@ -42,9 +42,9 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from asdkit.models.baseline import BASELINE_PRESETS, AutoencoderBaseline, baseline_config
 from asdkit.data.dataset import scan_root
 from asdkit.evaluation.metrics import section_metrics
+from asdkit.models.baseline import BASELINE_PRESETS, AutoencoderBaseline, baseline_config
 
 
 def write_data(root: Path, machine: str) -> float:

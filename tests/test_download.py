@@ -1,6 +1,7 @@
 """Tests of asdkit.data.download against a local HTTP server on 127.0.0.1 (no other network)."""
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import os
 import re
@@ -18,7 +19,6 @@ import pytest
 from asdkit.data import download as dl
 from asdkit.data.dataset import find_machines
 from asdkit.errors import ConfigError, DownloadError
-
 
 # --------------------------------------------------------------------------- helpers and fixtures
 
@@ -219,8 +219,8 @@ def test_plan_mixed_machines_case_and_mirror():
     assert [(i.machine, i.part) for i in items] == [("ToyCar", "dev"), ("HairDryer", "test")]
     assert items[0].url == "http://127.0.0.1:9/m/dev_ToyCar.zip"
     assert items[1].url == "http://127.0.0.1:9/m/eval_data_HairDryer_test.zip"
-    with pytest.raises(Exception):
-        items[0].url = "x"  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        items[0].url = "x"
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -20,9 +20,22 @@ from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 from asdkit.errors import ConfigError, NotFittedError
 from asdkit.features.spectra import FeatureConfig
 from asdkit.models.base import Detector, threshold_quantile
-from asdkit.scoring import (DomainKNNScorer, FrameMahalanobisScorer, KMeansTargetScorer, KNNScorer,
-                            MahalanobisScorer, MSEScorer, ScoreNormalizer, SelectiveMahalanobisScorer,
-                            SelectiveScorer, check_weights, gamma_threshold, shrink_toward, unit_rows, weighted_sum)
+from asdkit.scoring import (
+    DomainKNNScorer,
+    FrameMahalanobisScorer,
+    KMeansTargetScorer,
+    KNNScorer,
+    MahalanobisScorer,
+    MSEScorer,
+    ScoreNormalizer,
+    SelectiveMahalanobisScorer,
+    SelectiveScorer,
+    check_weights,
+    gamma_threshold,
+    shrink_toward,
+    unit_rows,
+    weighted_sum,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -274,7 +287,9 @@ def test_kmeans_per_domain_standardises_each_distance_by_its_own_domain(rng):
     assert tr[40:].mean() <= 0 + 1e-9
     # a target-like normal scores lower relative to the source anomalies than with the raw minimum:
     # new target-domain normals sit at the target clips' own spread, which the raw scale calls strange
-    ranks = lambda s: s[:5].mean() - s[5:].mean()
+    def ranks(s):
+        return s[:5].mean() - s[5:].mean()
+
     assert ranks(pd_.score_samples(Y)) < 0
     back = KMeansTargetScorer.from_state(copy.deepcopy(pd_.get_state()))
     np.testing.assert_array_equal(back.score_samples(Y), pd_.score_samples(Y))

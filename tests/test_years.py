@@ -119,8 +119,8 @@ def gearbox2026(table2026):
 
 @pytest.mark.parametrize("channels", ["both", "denoised", "far"])
 def test_reference_and_baseline_read_the_policy(gearbox2026, channels, tmp_path):
-    from asdkit.models.baseline import AutoencoderBaseline, baseline_config
     from asdkit.models.base import Detector
+    from asdkit.models.baseline import AutoencoderBaseline, baseline_config
     from asdkit.models.reference import ReferenceKNN
 
     train, test, _ = gearbox2026

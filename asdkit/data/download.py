@@ -60,6 +60,7 @@ from typing import Iterable
 
 from asdkit.data.releases import RELEASES, release
 from asdkit.errors import ConfigError, DownloadError
+from asdkit.runtime import show_progress
 
 __all__ = [
     "DownloadItem",
@@ -236,8 +237,6 @@ class _Retry(Exception):
     """An attempt failed in a way that another attempt may fix."""
 
 
-def _progress_disabled(progress: bool) -> bool:
-    return (not progress) or bool(os.environ.get("CI"))
 
 
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
@@ -393,7 +392,7 @@ def fetch(url: str, dest: str | os.PathLike, *, retries: int = 3, timeout: float
     part = dest.with_name(dest.name + ".part")
 
     bar = None
-    if not _progress_disabled(progress):
+    if show_progress(progress):
         from tqdm.auto import tqdm
         bar = tqdm(desc=dest.name, unit="B", unit_scale=True, unit_divisor=1024, miniters=1,
                    file=sys.stderr, leave=True)

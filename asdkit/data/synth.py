@@ -49,11 +49,20 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from asdkit.data.machines import (  # noqa: F401
+    BACKGROUNDS,
+    DOMAINS,
+    LABELS,
+    MACHINES,
+    MICROPHONES,
+    MachineSpec,
+    generate_clip,
+    machine_spec,
+)
+from asdkit.data.names import NO_ATTRIBUTE, format_filename
 from asdkit.errors import ConfigError, DatasetError
 from asdkit.io import atomic_write_bytes, atomic_write_text, dir_mode, replace_dir
-from asdkit.data.machines import (BACKGROUNDS, DOMAINS, LABELS, MACHINES, MICROPHONES, MachineSpec,  # noqa: F401
-                                  generate_clip, machine_spec)
-from asdkit.data.names import NO_ATTRIBUTE, format_filename
+from asdkit.runtime import show_progress
 
 __all__ = [
     "SynthPreset", "PRESETS", "MachineSpec", "MACHINES", "BACKGROUNDS", "MICROPHONES",
@@ -165,7 +174,10 @@ def _to_pcm16(y: np.ndarray) -> np.ndarray:
 
 
 def _write_wav(path: Path, y: np.ndarray, sr: int) -> None:
-    """Write a 16-bit PCM wav atomically (:func:`asdkit.io.atomic_write_bytes`); ``y`` of shape (n,) or (channels, n)."""
+    """Write a 16-bit PCM wav atomically (:func:`asdkit.io.atomic_write_bytes`).
+
+    ``y`` has shape (n,) or (channels, n).
+    """
     buf = io.BytesIO()
     sf.write(buf, _to_pcm16(y).T, sr, subtype="PCM_16", format="WAV")
     atomic_write_bytes(path, buf.getvalue())
@@ -276,7 +288,7 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
                                "or choose another root.")
     raw.mkdir(parents=True, exist_ok=True)
 
-    quiet = not progress or bool(os.environ.get("CI"))
+    quiet = not show_progress(progress)
     from tqdm.auto import tqdm
     n_sup = years.n_supplemental(cfg) if year == 2025 else 0
     per_machine = cfg.clips_per_machine + 2 * n_sup

@@ -51,6 +51,7 @@ from asdkit.evaluation.outputs import write_submission
 from asdkit.experiments.protocol import META_COLUMNS, Task, part_training, tasks
 from asdkit.experiments.systems import BuildContext, SystemSpec, family_members
 from asdkit.io import atomic_dir, atomic_write_bytes
+from asdkit.runtime import device_name, thread_limit
 
 __all__ = ["Job", "JobResult", "JobFailure", "JobSettings", "plan_jobs", "run_job", "read_result", "families",
            "fit_family", "score_frame", "save_root", "load_root"]
@@ -222,11 +223,7 @@ class JobSettings:
 
 
 def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return device if device != "auto" else device_name("auto")
 
 
 # ---------------------------------------------------------------------- what a job hands back
@@ -344,7 +341,8 @@ def read_result(job: Job) -> JobResult:
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{str(path)!r} is damaged ({e}); delete {str(job.folder)!r} and run again with --resume.")
+        raise ConfigError(f"{str(path)!r} is damaged ({e}); delete {str(job.folder)!r} and run again with "
+                          "--resume.") from None
     if record.get("format") != "asdkit-job-result" or record.get("version") != 1:
         raise ConfigError(f"{str(path)!r} is not a job result this asdkit reads; delete {str(job.folder)!r} and "
                           "run again with --resume.")
@@ -435,7 +433,10 @@ def score_frame(task: Task, detector, scores: np.ndarray, key: str) -> pd.DataFr
 
 
 def plot_task(frame: pd.DataFrame, threshold: float, folder: Path, machine: str, system: str) -> None:
-    """The ROC curve and score histogram of one system on one machine type: ``roc_<machine>.png``, ``scores_<machine>.png``."""
+    """The ROC curve and score histogram of one system on one machine type.
+
+    Written as ``roc_<machine>.png`` and ``scores_<machine>.png``.
+    """
     from matplotlib.figure import Figure
 
     from asdkit.plots.figures import plot_roc, plot_score_histogram
@@ -511,7 +512,7 @@ def run_job(job: Job, table: pd.DataFrame, settings: JobSettings, deps: dict, *,
         with redirect:
             tell(f"{job.name} on {socket.gethostname()} (pid {os.getpid()}), run folder {job.run}", only_log=True)
             try:
-                with _threads(settings.threads):
+                with thread_limit(settings.threads):
                     result = _run(job, table, settings, deps, tell)
             except BaseException as e:
                 log_file.write(traceback.format_exc())
@@ -525,28 +526,6 @@ def run_job(job: Job, table: pd.DataFrame, settings: JobSettings, deps: dict, *,
 def _captured(log_file):
     with contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
         yield
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """torch's threads and the BLAS/OpenMP pools of numpy and scipy at ``n`` for the job (None: as they are).
-
-    Results depend on them in the last digits (the order of a matrix product's sums), so a job run
-    with ``n`` threads gives the files of an in-process run with ``asdkit run --threads n``.
-    """
-    if n is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _memory(device: str) -> dict:

@@ -73,14 +73,19 @@ class NotebookSetup:
         """The experiment protocol's task of one machine type (:func:`asdkit.experiments.protocol.tasks`)."""
         t = self.table
         if name not in set(t["machine"]):
-            raise ConfigError(f"machine type {name!r} is not in {str(self.root)!r}; it has {sorted(t['machine'].unique())}.")
+            raise ConfigError(f"machine type {name!r} is not in {str(self.root)!r}; it has "
+                              f"{sorted(t['machine'].unique())}.")
         for task in tasks(t, machines=[name]):
             if task.part == part:
                 return task
-        raise ConfigError(f"machine type {name!r} has no {part} data with training and test clips in {str(self.root)!r}.")
+        raise ConfigError(f"machine type {name!r} has no {part} data with training and test clips in "
+                          f"{str(self.root)!r}.")
 
     def machine(self, name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """``(train, test, others)`` clip tables of one machine type's task (others: the other types' training clips)."""
+        """``(train, test, others)`` clip tables of one machine type's task.
+
+        ``others`` holds the other machine types' training clips.
+        """
         task = self.task(name)
         return task.train, task.test, task.others
 

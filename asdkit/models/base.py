@@ -115,7 +115,10 @@ class Detector:
 
     @property
     def score_key(self) -> str:
-        """The score :meth:`score_samples` returns: the ``score`` setting where the model has one, else the first name."""
+        """The score :meth:`score_samples` returns.
+
+        The ``score`` setting where the model has one, else the first of :attr:`score_names`.
+        """
         key = getattr(self, "score", None) or self.score_names[0]
         if key not in self.score_names:
             raise ConfigError(f"{type(self).__name__}: score={key!r}; choose one of {list(self.score_names)}.")
@@ -139,7 +142,7 @@ class Detector:
         -------
         self
         """
-        self.score_key                                   # an unknown score setting fails before any work
+        _ = self.score_key                               # an unknown score setting fails before any work
         table = clip_table(train, name="train")
         if len(table) < 2:
             raise ConfigError(f"{type(self).__name__}.fit got {len(table)} training clip(s); give at least two.")
@@ -192,7 +195,13 @@ class Detector:
         return {k: np.asarray(out[k], dtype=np.float64) for k in self.score_names}
 
     def score_samples(self, clips) -> np.ndarray:
-        """The anomaly score (:attr:`score_key`) of each clip, ndarray of shape (n_clips,); **higher = more anomalous**."""
+        """The anomaly score (:attr:`score_key`) of each clip.
+
+        Returns
+        -------
+        ndarray of shape (n_clips,)
+            **Higher = more anomalous**.
+        """
         return self.score_all(clips)[self.score_key]
 
     def decision(self, scores, key: str | None = None) -> np.ndarray:

@@ -6,13 +6,12 @@ training embeddings, ``score_samples(X)`` returns **higher = more anomalous**
 (ResNet18, classifier, autoencoder residuals, a user's pretrained model) meets
 any backend.
 """
-from asdkit.scoring.normalize import (ScoreNormalizer, check_prior, check_weights, shrink_toward,  # noqa: F401
-                                     weighted_sum)
-from asdkit.scoring.knn import KNNScorer  # noqa: F401
-from asdkit.scoring.kmeans import KMeansTargetScorer, unit_rows  # noqa: F401
-from asdkit.scoring.mahalanobis import MahalanobisScorer, MSEScorer, SelectiveMahalanobisScorer  # noqa: F401
-from asdkit.scoring.frames import FrameMahalanobisScorer  # noqa: F401
 from asdkit.scoring.domain import DomainKNNScorer, SelectiveScorer  # noqa: F401
+from asdkit.scoring.frames import FrameMahalanobisScorer  # noqa: F401
+from asdkit.scoring.kmeans import KMeansTargetScorer, unit_rows  # noqa: F401
+from asdkit.scoring.knn import KNNScorer  # noqa: F401
+from asdkit.scoring.mahalanobis import MahalanobisScorer, MSEScorer, SelectiveMahalanobisScorer  # noqa: F401
+from asdkit.scoring.normalize import ScoreNormalizer, check_prior, check_weights, shrink_toward, weighted_sum  # noqa: F401
 from asdkit.scoring.threshold import gamma_threshold  # noqa: F401
 
 __all__ = ["gamma_threshold", "ScoreNormalizer", "check_weights", "check_prior", "shrink_toward", "weighted_sum",

@@ -10,6 +10,7 @@ not win by scale alone.
 from __future__ import annotations
 
 import copy
+
 import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError

@@ -117,7 +117,8 @@ class KNNScorer:
         if not hasattr(self, "nn_"):
             raise NotFittedError("KNNScorer is not fitted: call fit(train_embeddings) first.")
         n = len(self.embeddings_) if n is None else n
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not self.n_neighbors < n <= len(self.embeddings_):
+        integer = isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+        if not integer or not self.n_neighbors < n <= len(self.embeddings_):
             raise ConfigError(f"KNNScorer.training_scores: n={n!r} must be an integer in "
                               f"({self.n_neighbors}, {len(self.embeddings_)}] (more than n_neighbors, at most the "
                               "training embeddings).")

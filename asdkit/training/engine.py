@@ -52,9 +52,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from asdkit.io import atomic_write_bytes
 from asdkit.errors import ConfigError
+from asdkit.io import atomic_write_bytes
 from asdkit.presets import check_integers
+from asdkit.runtime import select_device, show_progress
 
 __all__ = ["select_device", "TrainConfig", "History", "fit", "seeded", "CHECKPOINT_NAME", "load_checkpoint"]
 
@@ -69,45 +70,6 @@ _STREAM_SPLIT, _STREAM_SAMPLER, _STREAM_TORCH, _STREAM_INIT = 0, 1, 2, 3
 
 
 # --------------------------------------------------------------------------- device
-def select_device(name: str | torch.device = "auto") -> torch.device:
-    """Resolve a device name.
-
-    Parameters
-    ----------
-    name : str or torch.device, default "auto"
-        ``"auto"`` picks CUDA when a GPU is present, else CPU; ``"cpu"``,
-        ``"cuda"``, ``"cuda:1"`` etc. are taken as asked.
-
-    Returns
-    -------
-    torch.device
-
-    Raises
-    ------
-    ConfigError
-        ``"cuda"`` is asked but no CUDA device is present, the CUDA index does
-        not exist, or the name is not a device.
-    """
-    if isinstance(name, torch.device):
-        dev = name
-    elif name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            dev = torch.device(name)
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"device={name!r} is not a device name; use 'auto', 'cpu' or 'cuda[:index]'.") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={str(dev)!r} was asked for, but no CUDA device is present (torch "
-                              f"{torch.__version__}). Use device='auto' or 'cpu'.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device={str(dev)!r}: only {torch.cuda.device_count()} CUDA device(s) present.")
-    elif dev.type != "cpu":
-        raise ConfigError(f"device={str(dev)!r}: asdkit trains on 'cpu' or 'cuda' only.")
-    return dev
-
-
 # --------------------------------------------------------------------------- config and history
 @dataclass(frozen=True)
 class TrainConfig:
@@ -302,8 +264,6 @@ def _amp_settings(config: TrainConfig, device: torch.device) -> tuple[bool, torc
     return True, torch.float16, True
 
 
-def _progress_on(config: TrainConfig) -> bool:
-    return bool(config.progress) and not os.environ.get("CI")
 
 
 def _checkpoint_path(config: TrainConfig) -> Path | None:
@@ -479,7 +439,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
 
         from tqdm.auto import tqdm
 
-        show = _progress_on(config)
+        show = show_progress(config.progress)
         ctx = (lambda: torch.autocast(dev.type, dtype=amp_dtype)) if autocast_on else contextlib.nullcontext
         epoch_bar = tqdm(total=config.epochs, initial=start, desc="epochs", unit="epoch", disable=not show)
         try:
