@@ -47,7 +47,7 @@ def _device(name: str | None) -> str:
 
 def cmd_synth(args) -> int:
     from asdkit.data.dataset import summarize
-    from asdkit.data.synth import synthesize
+    from asdkit.synth.dataset import synthesize
 
     t0 = time.perf_counter()
     table = synthesize(args.root, preset=args.preset, seed=args.seed, machines=args.machines,
@@ -66,7 +66,7 @@ def cmd_download(args) -> int:
             print(f"{item.part:5s} {item.machine:15s} {item.url}")
         return 0
     dirs = download(args.root, parts=args.parts, machines=args.machines, mirror=args.mirror,
-                    progress=_progress(), retries=args.retries, year=args.year)
+                    progress=_progress(), retries=args.retries, year=args.year, verify=not args.no_verify)
     for d in dirs:
         print(d)
     return 0
@@ -229,7 +229,7 @@ def cmd_demo(args) -> int:
         find_machines(data)
         print(f"using the dataset already at {data}")
     except AsdkitError:
-        from asdkit.data.synth import synthesize
+        from asdkit.synth.dataset import synthesize
 
         t0 = time.perf_counter()
         table = synthesize(data, preset="demo", seed=0, progress=_progress())
@@ -245,6 +245,9 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asdkit", description="Anomalous sound detection under domain shift "
                                 "(DCASE Task 2): data, features, metrics.")
+    from asdkit import __version__
+
+    p.add_argument("--version", action="version", version=f"asdkit {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("synth", help="write the embedded synthetic dataset in the DCASE 2024 layout")
@@ -267,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DCASE year (default 2024); keep one root per year")
     d.add_argument("--retries", type=int, default=3)
     d.add_argument("--list", action="store_true", help="print what would be downloaded and stop")
+    d.add_argument("--no-verify", action="store_true",
+                   help="skip the check of each zip against its published MD5 sum (Zenodo's, or a mirror's "
+                        "md5sums.txt)")
     d.set_defaults(func=cmd_download)
 
     i = sub.add_parser("info", help="print the clips of a DCASE-layout root per machine/domain/split")

@@ -9,6 +9,7 @@ import os
 from typing import TYPE_CHECKING, Iterator
 
 from asdkit.errors import ConfigError
+from asdkit.presets import check_integer
 
 if TYPE_CHECKING:                                   # pragma: no cover
     import torch
@@ -63,9 +64,7 @@ def device_name(name: "str | torch.device | None" = "auto") -> str:
 
 
 def _check_threads(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"threads={n!r}: give a positive number of CPU threads.")
-    return n
+    return check_integer(n, "threads", hint="a number of CPU threads")
 
 
 def set_threads(n: int | None) -> None:

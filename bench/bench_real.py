@@ -67,7 +67,7 @@ def run_root(data: Path, others: Path | None, out: Path, machines: list[str] | N
         if others is None:
             others = Path("data/quick")
             if not others.exists():
-                from asdkit.data.synth import synthesize
+                from asdkit.synth.dataset import synthesize
 
                 synthesize(others, preset="quick")
         extra = {m: p for m, p in find_machines(others).items() if m not in own}

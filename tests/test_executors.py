@@ -213,7 +213,7 @@ def test_ray_gives_the_official_files_of_the_in_process_run(ray_local, quick_roo
 
 @pytest.mark.slow
 def test_ray_reports_a_failed_job_finishes_the_others_and_resumes_it(ray_local, tmp_path, capsys):
-    from asdkit.data.synth import synthesize
+    from asdkit.synth.dataset import synthesize
 
     root = tmp_path / "data"
     table = synthesize(root, preset="quick", seed=0, machines=["SynFan", "SynPress", "SynValve"], progress=False)

@@ -66,7 +66,7 @@ def test_replace_dir_puts_the_old_folder_back_when_the_move_fails(tmp_path):
 
 
 def test_saved_detector_and_synthetic_data_follow_the_umask(tmp_path, umask_022):
-    from asdkit.data.synth import SynthPreset, synthesize
+    from asdkit.synth.dataset import SynthPreset, synthesize
 
     table = synthesize(tmp_path / "root", preset=SynthPreset(4, 2, 1, 2.0), seed=0, machines=["SynFan"],
                        progress=False)

@@ -14,6 +14,7 @@ PACKAGE = Path(asdkit.__file__).parent
 LAYERS = [
     {"constants", "errors", "io", "presets", "runtime"},
     {"data"},
+    {"synth"},
     {"features"},
     {"scoring"},
     {"training"},

@@ -175,12 +175,13 @@ def test_knn_errors(rng):
 
 
 def test_knn_training_scores_rejects_bad_n(rng):
-    """KNOWN BUG (reported, asdkit/scoring/knn.py): ``n`` is not checked. n=1 gives NaN (mean of an empty
-    slice), n <= n_neighbors silently averages fewer neighbours, n > len(embeddings) returns len scores."""
+    # n=1 would give NaN (mean of an empty slice), n <= n_neighbors fewer neighbours, n > len(embeddings) all
     knn = KNNScorer(2).fit(rng.standard_normal((10, 2)))
     for n in (1, 2, 15):
         with pytest.raises(ConfigError, match="n="):
-            knn.training_scores(n)
+            knn.training_scores(n=n)
+    with pytest.raises(TypeError):
+        knn.training_scores(5)                      # options of training_scores are keyword-only
 
 
 # =========================================================================== KMeansTargetScorer
@@ -932,3 +933,31 @@ def test_load_errors(toy, tmp_path):
     meta_path.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         Detector.load(folder)
+
+
+# --------------------------------------------------------------------------- the scorer contract as types
+def _positional(method) -> list[str]:
+    import inspect
+
+    return [p.name for p in inspect.signature(method).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("self", "cls")]
+
+
+def test_every_backend_obeys_the_scorer_protocols():
+    import asdkit.scoring as S
+
+    backends = [KNNScorer, S.KMeansTargetScorer, S.DomainKNNScorer, S.SelectiveScorer, S.FrameMahalanobisScorer,
+                S.MahalanobisScorer, S.MSEScorer, S.SelectiveMahalanobisScorer]
+    for cls in backends:
+        assert issubclass(cls, S.Scorer), cls.__name__
+        assert len(_positional(cls.fit)) == 2, (cls.__name__, "fit(X, domains)")
+        assert len(_positional(cls.score_samples)) == 1, (cls.__name__, "score_samples(X)")
+        if issubclass(cls, S.DomainScorer):
+            assert len(_positional(cls.domain_scores)) == 1, (cls.__name__, "domain_scores(X)")
+        if issubclass(cls, S.TrainingScorer):
+            assert _positional(cls.training_scores) == [], (cls.__name__, "training_scores(): options keyword-only")
+    assert {c.__name__ for c in backends if issubclass(c, S.TrainingScorer)} >= {
+        "KNNScorer", "KMeansTargetScorer", "DomainKNNScorer"}
+    assert {c.__name__ for c in backends if issubclass(c, S.DomainScorer)} >= {
+        "KMeansTargetScorer", "DomainKNNScorer", "SelectiveScorer", "SelectiveMahalanobisScorer"}
+    assert not issubclass(S.ScoreNormalizer, S.Scorer)

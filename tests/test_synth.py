@@ -1,4 +1,4 @@
-"""Tests of asdkit.data.synth (the embedded synthetic dataset) and asdkit.models.reference."""
+"""Tests of asdkit.synth (the embedded synthetic dataset) and asdkit.models.reference."""
 from __future__ import annotations
 
 import csv
@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from asdkit.data import synth
 from asdkit.data.dataset import COLUMNS, read_attributes_csv, scan_root
 from asdkit.data.names import parse_filename
-from asdkit.data.synth import MACHINES, PRESETS, SynthPreset, generate_clip, synthesize
 from asdkit.errors import ConfigError, DatasetError
 from asdkit.experiments.calibration import synthetic_aucs
 from asdkit.models.reference import ReferenceKNN, clip_statistics
+from asdkit.synth import dataset as synth
+from asdkit.synth.dataset import MACHINES, PRESETS, SynthPreset, generate_clip, synthesize
 
 #: A very small preset for the byte-level tests: 13 one-second clips per machine type.
 TINY = SynthPreset(n_source_train=3, n_target_train=2, n_test_per_cell=2, clip_seconds=1.0)

@@ -12,8 +12,8 @@ import soundfile as sf
 from asdkit import AudioError, DatasetError, scan_root
 from asdkit.data.channels import cancel_far_noise
 from asdkit.data.supplemental import apply_supplemental, as_normals, mix_noise, supplemental_rows
-from asdkit.data.synth import SynthPreset, synthesize
-from asdkit.data.synth_years import SCENES_BY_DOMAIN, generate_two_channel, n_supplemental
+from asdkit.synth.dataset import SynthPreset, synthesize
+from asdkit.synth.years import SCENES_BY_DOMAIN, generate_two_channel, n_supplemental
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -569,7 +569,7 @@ def _run(job: Job, table: pd.DataFrame, settings: JobSettings, deps: dict, tell)
     t0 = time.perf_counter()
     det = fit_family(spec, task, context, members=members)
     t1 = time.perf_counter()
-    if spec.needs and hasattr(det, "combine_scores"):      # built on members already scored
+    if spec.needs and "combine" in det.capabilities:       # built on members already scored
         scores = det.combine_scores({f: by_family[f].scores for f in spec.needs})
     else:
         scores = det.score_all(task.test)

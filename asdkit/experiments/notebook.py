@@ -104,7 +104,7 @@ def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.P
         matplotlib's figure resolution for the notebook.
     year : {None, 2025, 2026}, optional
         Which kind of embedded data to write at ``default`` when it is missing
-        (:func:`asdkit.data.synth.synthesize`'s ``year``: 2026 = two-channel clips).
+        (:func:`asdkit.synth.synthesize`'s ``year``: 2026 = two-channel clips).
 
     Returns
     -------
@@ -117,7 +117,7 @@ def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.P
     if not root.exists():
         if Path(root) != Path(default):
             raise ConfigError(f"ASDKIT_DATA={str(root)!r} does not exist; point it at a DCASE-layout root.")
-        from asdkit.data.synth import synthesize
+        from asdkit.synth.dataset import synthesize
 
         synthesize(root, preset="quick", seed=0, progress=False, year=year)
     preset = "quick" if small else os.environ.get("ASDKIT_PRESET", "quick")

@@ -59,6 +59,7 @@ class EnsembleDetector(Detector):
     """
 
     score_names = ("ensemble",)
+    capabilities = frozenset({"combine"})
 
     def __init__(self, keys: Mapping[str, str] | None = None, weights: Mapping[str, float] | None = None):
         self.keys = keys

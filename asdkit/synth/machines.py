@@ -1,6 +1,6 @@
 """The synthetic machine types of the embedded dataset and how their sound is made.
 
-:func:`generate_clip` makes one clip in memory; :func:`asdkit.data.synth.synthesize`
+:func:`generate_clip` makes one clip in memory; :func:`asdkit.synth.synthesize`
 writes a whole dataset of them in the DCASE layout.
 
 Four machine types with different sound physics are registered in

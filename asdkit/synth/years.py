@@ -27,13 +27,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import fft as sp_fft
 
-from asdkit.data import machines
 from asdkit.errors import ConfigError
+from asdkit.synth import machines
 
 __all__ = ["YEARS", "NOISE_SCENES", "SCENES_BY_DOMAIN", "SUPPLEMENTAL_KINDS", "generate_two_channel",
            "generate_supplemental", "supplemental_seed", "supplemental_name", "conditions_2026", "n_supplemental"]
 
-#: The years :func:`asdkit.data.synth.synthesize` can write: None and 2024 give the default data.
+#: The years :func:`asdkit.synth.synthesize` can write: None and 2024 give the default data.
 YEARS = (None, 2024, 2025, 2026)
 #: Kinds of 2025 supplemental clips.
 SUPPLEMENTAL_KINDS = ("machine", "noise")
@@ -102,7 +102,7 @@ def generate_two_channel(machine: str, *, domain: str = "source", label: str = "
                          severity: float | None = None, return_info: bool = False):
     """Synthesise one two-channel (near, far) clip of the 2026 kind in memory.
 
-    The arguments are those of :func:`asdkit.data.synth.generate_clip`; ``attributes`` may also name the
+    The arguments are those of :func:`asdkit.synth.generate_clip`; ``attributes`` may also name the
     noise scene (``noise``: one of :data:`NOISE_SCENES`), which is otherwise drawn from the domain's scenes.
 
     Returns
