@@ -2,7 +2,8 @@
 #   make demo   - make the venv, install asdkit, run the main job (every system) on the embedded demo dataset
 #   make test   - make the venv, install asdkit with its test tools and Ray, run every test and notebook (what CI runs)
 # and a third is the contributor's lane after every change:
-#   make test-fast - the library tests without the slow ones (no notebooks, no browser): about 4 minutes
+#   make test-fast - the library tests without the slow ones (no notebooks, no browser), on two workers
+#   make lint      - ruff over the package, the tests and the benchmarks (make test runs it first)
 # tests/test_browser.py drives JupyterLab in Debian's chromium (`make chromium` installs it with apt-get;
 # without it the test is skipped, except under CI) through the playwright package of the test extra.
 # No browser is ever downloaded: never run `playwright install`.
@@ -14,7 +15,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast test-browser chromium bench bench-systems clean
+.PHONY: install demo lint test test-fast test-browser chromium bench bench-systems clean
 
 $(BIN)/asdkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +31,23 @@ demo: install
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-# the notebooks take their small path (asdkit.notebook_setup: ASDKIT_IN_TEST, as CI=true does)
-test: install
-	ASDKIT_IN_TEST=1 $(BIN)/python -m pytest $(NBVAL) tests notebooks
+# ruff's rules are in pyproject.toml ([tool.ruff]); `ruff check --fix` sorts the imports
+lint: install
+	$(BIN)/ruff check asdkit tests bench
+
+# The library tests run on two pytest-xdist workers, each module on one worker (--dist loadscope) and each worker
+# at one compute thread (two threads per process stall on 2 shared cores). The notebooks run after them, one at
+# a time, at the thread count their saved outputs were made with, on their small path (asdkit.notebook_setup:
+# ASDKIT_IN_TEST, as CI=true does).
+XDIST := -n 2 --dist loadscope
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
+test: install lint
+	$(ONE_THREAD) $(BIN)/python -m pytest $(XDIST) tests
+	ASDKIT_IN_TEST=1 $(BIN)/python -m pytest $(NBVAL) notebooks
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not browser and not slow" tests
+	$(ONE_THREAD) $(BIN)/python -m pytest $(XDIST) -m "not browser and not slow" tests
 
 test-browser: install
 	$(BIN)/python -m pytest -m browser tests/test_browser.py

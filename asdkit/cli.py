@@ -23,34 +23,31 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from asdkit.data.channels import CHANNELS
 from asdkit.errors import AsdkitError
+from asdkit.runtime import device_name, set_threads, show_progress
 
 __all__ = ["main", "build_parser"]
 
 
 def _progress() -> bool:
-    return not os.environ.get("CI") and sys.stderr.isatty()
+    return show_progress(sys.stderr.isatty())
 
 
 def _device(name: str | None) -> str:
-    import torch
-
-    if name in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AsdkitError(f"--device {name}: no CUDA device is visible to torch. Use --device cpu.")
-    return name
+    try:
+        return device_name(name)
+    except AsdkitError as e:
+        raise AsdkitError(f"--device {name}: {e}") from None
 
 
 def cmd_synth(args) -> int:
     from asdkit.data.dataset import summarize
-    from asdkit.data.synth import synthesize
+    from asdkit.synth.dataset import synthesize
 
     t0 = time.perf_counter()
     table = synthesize(args.root, preset=args.preset, seed=args.seed, machines=args.machines,
@@ -69,7 +66,7 @@ def cmd_download(args) -> int:
             print(f"{item.part:5s} {item.machine:15s} {item.url}")
         return 0
     dirs = download(args.root, parts=args.parts, machines=args.machines, mirror=args.mirror,
-                    progress=_progress(), retries=args.retries, year=args.year)
+                    progress=_progress(), retries=args.retries, year=args.year, verify=not args.no_verify)
     for d in dirs:
         print(d)
     return 0
@@ -111,15 +108,9 @@ def cmd_evaluate(args) -> int:
 
 
 def _threads(n: int | None) -> None:
-    if n is None:
-        return
-    if n < 1:
+    if n is not None and n < 1:
         raise AsdkitError(f"--threads {n}: give a positive number of CPU threads.")
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(n)
-    threadpool_limits(n)            # numpy's and scipy's BLAS too, for the rest of the process
+    set_threads(n)                  # torch's, numpy's and scipy's, for the rest of the process
 
 
 def _run_options(args) -> dict:
@@ -238,7 +229,7 @@ def cmd_demo(args) -> int:
         find_machines(data)
         print(f"using the dataset already at {data}")
     except AsdkitError:
-        from asdkit.data.synth import synthesize
+        from asdkit.synth.dataset import synthesize
 
         t0 = time.perf_counter()
         table = synthesize(data, preset="demo", seed=0, progress=_progress())
@@ -254,6 +245,9 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asdkit", description="Anomalous sound detection under domain shift "
                                 "(DCASE Task 2): data, features, metrics.")
+    from asdkit import __version__
+
+    p.add_argument("--version", action="version", version=f"asdkit {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("synth", help="write the embedded synthetic dataset in the DCASE 2024 layout")
@@ -276,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DCASE year (default 2024); keep one root per year")
     d.add_argument("--retries", type=int, default=3)
     d.add_argument("--list", action="store_true", help="print what would be downloaded and stop")
+    d.add_argument("--no-verify", action="store_true",
+                   help="skip the check of each zip against its published MD5 sum (Zenodo's, or a mirror's "
+                        "md5sums.txt)")
     d.set_defaults(func=cmd_download)
 
     i = sub.add_parser("info", help="print the clips of a DCASE-layout root per machine/domain/split")

@@ -42,16 +42,16 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from asdkit.models.baseline import BASELINE_PRESETS, AutoencoderBaseline, baseline_config
 from asdkit.data.dataset import scan_root
 from asdkit.evaluation.metrics import section_metrics
+from asdkit.models.baseline import BASELINE_PRESETS, AutoencoderBaseline, baseline_config
 
 
 def write_data(root: Path, machine: str) -> float:
     """Synthesize the paper-size machine in a child process; returns seconds."""
     if (root / "dev_data" / "raw" / machine).exists():
         return 0.0
-    code = ("import sys; from asdkit.data.synth import synthesize; "
+    code = ("import sys; from asdkit.synth.dataset import synthesize; "
             "synthesize(sys.argv[1], preset='paper', machines=[sys.argv[2]], seed=0, progress=False)")
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", code, str(root), machine], check=True)

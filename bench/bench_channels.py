@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asdkit.data.synth import SynthPreset, synthesize
 from asdkit.features.spectra import extract, feature_config
+from asdkit.synth.dataset import SynthPreset, synthesize
 
 
 def main() -> None:

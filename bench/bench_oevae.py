@@ -19,10 +19,10 @@ import time
 
 import torch
 
-from asdkit.training.engine import select_device, seeded
 from asdkit.models.oevae.config import OEVAE_PRESETS
 from asdkit.models.oevae.torch_model import OEVAENet
 from asdkit.models.oevae.train import oevae_loss, oevae_optimizer
+from asdkit.training.engine import seeded, select_device
 
 
 def bench(preset: str, steps: int, device: torch.device) -> dict:

@@ -42,9 +42,9 @@ def _busy(res) -> float:
 
 
 def main(argv=None) -> int:
-    from asdkit.data.synth import synthesize
     from asdkit.experiments.run import run_experiment
     from asdkit.experiments.seeds import run_seeds
+    from asdkit.synth.dataset import synthesize
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/paper")

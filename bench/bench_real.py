@@ -67,7 +67,7 @@ def run_root(data: Path, others: Path | None, out: Path, machines: list[str] | N
         if others is None:
             others = Path("data/quick")
             if not others.exists():
-                from asdkit.data.synth import synthesize
+                from asdkit.synth.dataset import synthesize
 
                 synthesize(others, preset="quick")
         extra = {m: p for m, p in find_machines(others).items() if m not in own}
@@ -110,8 +110,8 @@ def summary(table: pd.DataFrame, machines: list[str]) -> pd.DataFrame:
                          **{m: _cell(v, s) for m, v, s in zip(METRICS, means, stds)}, "h-mean": h})
         for name, fig in PUBLISHED.items():
             if machine in fig:
-                rows.append({"machine": machine, "system": name, **{m: f"{v:.2f}" for m, v in zip(METRICS, fig[machine])},
-                             "h-mean": f"{hmean(fig[machine]):.2f}"})
+                values = {m: f"{v:.2f}" for m, v in zip(METRICS, fig[machine])}
+                rows.append({"machine": machine, "system": name, **values, "h-mean": f"{hmean(fig[machine]):.2f}"})
     return pd.DataFrame(rows)
 
 
@@ -121,7 +121,8 @@ def _cell(mean: float, std: float) -> str:
 
 def markdown(frame: pd.DataFrame) -> str:
     head = "| " + " | ".join(frame.columns) + " |"
-    sep = "|" + "|".join("---" if c in ("machine", "system", "lever", "metric") else "---:" for c in frame.columns) + "|"
+    text_columns = ("machine", "system", "lever", "metric")
+    sep = "|" + "|".join("---" if c in text_columns else "---:" for c in frame.columns) + "|"
     return "\n".join([head, sep, *("| " + " | ".join(map(str, r)) + " |" for r in frame.itertuples(index=False))])
 
 

@@ -21,8 +21,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from asdkit.data import synth
 from asdkit.experiments.calibration import synthetic_aucs
+from asdkit.synth import dataset as synth
 
 
 def _folder_mb(root: Path) -> float:

@@ -52,7 +52,7 @@ def quick_table(tmp_path_factory):
 
     Read only: a test that changes files makes its own root.
     """
-    from asdkit.data.synth import synthesize
+    from asdkit.synth.dataset import synthesize
 
     return synthesize(tmp_path_factory.mktemp("quick"), preset="quick", seed=0, progress=False)
 

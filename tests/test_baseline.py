@@ -12,10 +12,22 @@ from asdkit.data.audio import load_clip
 from asdkit.errors import NotFittedError
 from asdkit.evaluation.metrics import section_metrics
 from asdkit.models.base import Detector
-from asdkit.models.baseline import (BASELINE_PRESETS, AEOutput, AutoencoderBaseline, BaselineConfig, DenseAE,
-                                    FrameDataset, FrameMahalanobisScorer, MSEScorer,
-                                    SelectiveMahalanobisScorer, average_frame_vectors,
-                                    baseline_config, baseline_log_mel, frame_vectors, torch_frame_vectors)
+from asdkit.models.baseline import (
+    BASELINE_PRESETS,
+    AEOutput,
+    AutoencoderBaseline,
+    BaselineConfig,
+    DenseAE,
+    FrameDataset,
+    FrameMahalanobisScorer,
+    MSEScorer,
+    SelectiveMahalanobisScorer,
+    average_frame_vectors,
+    baseline_config,
+    baseline_log_mel,
+    frame_vectors,
+    torch_frame_vectors,
+)
 
 # AUC floors, measured on SynFan of the session's quick data (`quick_table`: synth seed 0, 60 + 10 training
 # clips, 10 test clips per domain x label; the same clips as synthesize(machines=["SynFan"], seed=0)),
@@ -222,7 +234,7 @@ def _organisers_covariances(train, doms, block, batch, rng):
 
 
 def _organisers_scores(test, covariances, block):
-    """Their test score: per clip ``sum(delta @ inv(cov) @ delta.T) / n_frames**2`` over its frames, min over domains."""
+    """Their test score: per clip ``sum(delta @ inv(cov) @ delta.T) / n_frames**2``, min over domains."""
     import torch
 
     prec = [torch.inverse(torch.from_numpy(c).float()) for c in covariances]

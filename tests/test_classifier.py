@@ -13,9 +13,18 @@ from asdkit import ConfigError
 from asdkit.errors import NotFittedError
 from asdkit.evaluation.metrics import floored_hmean, section_metrics
 from asdkit.models.base import Detector
-from asdkit.models.classifier import (CLASSIFIER_PRESETS, ClassifierConfig, ClassifierDetector, ClassifierNet,
-                                      SubClusterAdaCos, class_labels, classifier_config, featex, train_classifier,
-                                      waveform_mixup)
+from asdkit.models.classifier import (
+    CLASSIFIER_PRESETS,
+    ClassifierConfig,
+    ClassifierDetector,
+    ClassifierNet,
+    SubClusterAdaCos,
+    class_labels,
+    classifier_config,
+    featex,
+    train_classifier,
+    waveform_mixup,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -240,7 +249,8 @@ def test_detector_scores_and_threshold(trained, train_table, test_table):
         # (embed() scales row-major float32 rows, the scorer column-major ones: round-off, magnified by the
         # standardisation of small distances)
         np.testing.assert_allclose(s, sc.domain_scores(emb).min(axis=1), rtol=1e-3, atol=2e-3)
-        # ... the target's statistics shrunk toward the source's by the config's target_prior; without: classifier_domain
+        # ... the target's statistics shrunk toward the source's by the config's target_prior;
+        # without: classifier_domain
         assert sc.target_prior == det.config_.target_prior > 0
         np.testing.assert_allclose(both["classifier_domain"], sc.domain_scores(emb, target_prior=0).min(axis=1),
                                    rtol=1e-3, atol=2e-3)

@@ -316,3 +316,12 @@ def test_compare_runs_side_by_side(tmp_path, capsys):
     assert "both - auto" in capsys.readouterr().out
     assert main(["compare", str(tmp_path / "auto"), str(tmp_path / "missing")]) == 2
     assert "results.csv" in capsys.readouterr().err
+
+
+def test_version_flag(capsys):
+    from asdkit import __version__
+    from asdkit.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"asdkit {__version__}"

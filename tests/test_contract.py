@@ -6,7 +6,8 @@ to one or two epochs, and must then
 
 * return itself from ``fit``, give every named score of every test clip (finite, shape (n,)),
   training scores and finite thresholds, and decisions in {0, 1} that are ``scores > threshold_``;
-* store its settings only in ``__init__`` and give them back with ``get_params``;
+* store its settings only in ``__init__``, give them back with ``get_params`` and take new ones with
+  ``set_params``, so that ``sklearn.base.clone`` copies it unfitted;
 * score the same after a second fit with the same seed;
 * score bit-identically after ``save`` / ``Detector.load``;
 * not change while scoring;
@@ -23,12 +24,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asdkit.data.synth import SynthPreset, synthesize
 from asdkit.errors import AsdkitError, ConfigError, NotFittedError
 from asdkit.experiments.protocol import tasks
 from asdkit.experiments.run import RootModels, fit_family
 from asdkit.experiments.systems import SYSTEMS, BuildContext
 from asdkit.models.base import Detector
+from asdkit.synth.dataset import SynthPreset, synthesize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -109,6 +110,31 @@ def test_init_stores_settings_only(family):
     assert sorted(det.get_params()) == sorted(names)
     assert sorted(vars(det)) == sorted(names), "__init__ must store its settings and nothing else"
     assert type(det).__name__ in repr(det)
+
+
+@PARAMS
+def test_declared_capabilities_are_there(family, fitted):
+    det = fitted[family]
+    known = {"combine": "combine_scores", "target_prior": "prior_scores"}
+    assert set(det.capabilities) <= set(known), det.capabilities
+    for capability, method in known.items():
+        assert (capability in det.capabilities) == callable(getattr(det, method, None)), (family, capability)
+
+
+@PARAMS
+def test_sklearn_clone_and_set_params(family, fitted):
+    from sklearn.base import clone
+
+    det = fitted[family]
+    twin = clone(det)
+    assert type(twin) is type(det) and twin is not det
+    assert repr(twin.get_params(deep=False)) == repr(det.get_params(deep=False))
+    with pytest.raises(NotFittedError):
+        twin.check_fitted()
+    name, value = next(iter(twin.get_params(deep=False).items()))
+    assert twin.set_params(**{name: value}) is twin
+    with pytest.raises(ConfigError, match="not a setting"):
+        twin.set_params(no_such_setting=1)
 
 
 @PARAMS

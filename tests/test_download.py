@@ -1,7 +1,9 @@
 """Tests of asdkit.data.download against a local HTTP server on 127.0.0.1 (no other network)."""
 from __future__ import annotations
 
+import dataclasses
 import http.server
+import json
 import os
 import re
 import shutil
@@ -18,7 +20,6 @@ import pytest
 from asdkit.data import download as dl
 from asdkit.data.dataset import find_machines
 from asdkit.errors import ConfigError, DownloadError
-
 
 # --------------------------------------------------------------------------- helpers and fixtures
 
@@ -81,6 +82,8 @@ class Server:
     stall_once: set = field(default_factory=set)   # file names whose first reply stalls half-way
     ignore_range: bool = False                     # answer 200 to range requests
     status: dict = field(default_factory=dict)     # file name -> forced HTTP status
+    meta: dict = field(default_factory=dict)       # published sums: URL path -> body (bytes)
+    meta_requests: list = field(default_factory=list)  # their requests, kept apart from the zips'
     httpd: http.server.ThreadingHTTPServer | None = None
     thread: threading.Thread | None = None
 
@@ -102,6 +105,17 @@ def _handler(srv: Server):
             pass
 
         def do_GET(self):
+            if self.path.endswith("/md5sums.txt") or "/api/" in self.path:
+                body = srv.meta.get(self.path)
+                srv.meta_requests.append((self.path, 200 if body is not None else 404))
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             name = self.path.rsplit("/", 1)[-1]
             rng_header = self.headers.get("Range")
             path = srv.folder / name
@@ -219,8 +233,8 @@ def test_plan_mixed_machines_case_and_mirror():
     assert [(i.machine, i.part) for i in items] == [("ToyCar", "dev"), ("HairDryer", "test")]
     assert items[0].url == "http://127.0.0.1:9/m/dev_ToyCar.zip"
     assert items[1].url == "http://127.0.0.1:9/m/eval_data_HairDryer_test.zip"
-    with pytest.raises(Exception):
-        items[0].url = "x"  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        items[0].url = "x"
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -525,3 +539,66 @@ def test_cli_download_list_of_2026(capsys):
 
     assert main(["download", "unused", "--year", "2026", "--parts", "dev", "--machines", "ToyCar", "--list"]) == 0
     assert "dev_ToyCar_r2.zip" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- published MD5 sums
+def test_checksum_sources_and_parsers():
+    from asdkit.data import checksums as ck
+
+    assert ck.checksum_source("https://zenodo.org/record/10902294/files/dev_fan.zip") == \
+        ("zenodo", "https://zenodo.org/api/records/10902294")
+    assert ck.checksum_source("https://zenodo.org/records/11259435/files/eval_data_Scanner_train.zip") == \
+        ("zenodo", "https://zenodo.org/api/records/11259435")
+    assert ck.checksum_source("http://127.0.0.1:9/m/dev_fan.zip") == ("md5sums", "http://127.0.0.1:9/m/md5sums.txt")
+    record = {"files": [{"key": "dev_fan.zip", "checksum": "md5:" + "A" * 32, "size": 3},
+                        {"key": "odd.zip", "checksum": "sha256:" + "b" * 64}, {"key": "bad.zip", "checksum": "md5:x"}]}
+    assert ck.parse_zenodo_record(record) == {"dev_fan.zip": "a" * 32}
+    text = f"{'c' * 32}  dev_fan.zip\n{'d' * 32} *dev_valve.zip\nnot a line\n"
+    assert ck.parse_md5sums(text) == {"dev_fan.zip": "c" * 32, "dev_valve.zip": "d" * 32}
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_download_checks_the_published_md5(server, dev_zip, tmp_path):
+    path, members = dev_zip
+    sums = "/files/md5sums.txt"
+    server.meta[sums] = f"{'0' * 32}  {path.name}\n".encode()            # a sum the zip does not have
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError, match="MD5 sum.*deleted.*again"):
+        dl.download(root, machines=["fan"], mirror=server.url, progress=False)
+    assert not (root / ".downloads" / path.name).exists() and not (root / "dev_data").exists()
+    server.meta[sums] = f"{_md5(path)}  {path.name}\n".encode()
+    out = dl.download(root, machines=["fan"], mirror=server.url, progress=False)
+    _assert_unpacked(out[0], members)
+    marker = json.loads((root / ".downloads" / (path.name + ".done")).read_text())
+    assert marker["md5"] == _md5(path)
+    # verify=False never asks for the sums
+    n = len(server.meta_requests)
+    dl.download(tmp_path / "other", machines=["fan"], mirror=server.url, progress=False, verify=False)
+    assert len(server.meta_requests) == n
+
+
+def test_download_without_published_sums_warns_and_goes_on(server, dev_zip, tmp_path, caplog):
+    path, members = dev_zip
+    with caplog.at_level("WARNING", logger="asdkit.data.checksums"):
+        out = dl.download(tmp_path / "data", machines=["fan"], mirror=server.url, progress=False)
+    _assert_unpacked(out[0], members)
+    assert "no MD5 sums published" in caplog.text
+    assert server.meta_requests == [("/files/md5sums.txt", 404)]
+
+
+def test_zenodo_record_metadata_gives_the_sums(server, dev_zip):
+    from asdkit.data.checksums import read_checksums
+
+    path, _ = dev_zip
+    base = server.url.rsplit("/", 1)[0]
+    server.meta["/api/records/42"] = json.dumps(
+        {"files": [{"key": path.name, "checksum": f"md5:{_md5(path)}"}]}).encode()
+    assert read_checksums(f"{base}/records/42/files/{path.name}") == {path.name: _md5(path)}
+    server.meta["/api/records/43"] = b"{damaged"
+    with pytest.raises(DownloadError, match="damaged"):
+        read_checksums(f"{base}/record/43/files/{path.name}")

@@ -9,7 +9,6 @@ from torch import nn
 from asdkit import ConfigError
 from asdkit.training.engine import CHECKPOINT_NAME, History, TrainConfig, fit, load_checkpoint, seeded, select_device
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

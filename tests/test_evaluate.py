@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import math
-
-import numpy as np
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats

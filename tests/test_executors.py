@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from asdkit.cli import main
-from asdkit.errors import AsdkitError, ConfigError
+from asdkit.errors import ConfigError
 from asdkit.experiments.jobs import Job, plan_jobs, read_result
 from asdkit.experiments.run import run_experiment
 from asdkit.experiments.seeds import run_seeds
@@ -180,7 +180,7 @@ def test_the_local_executor_imports_no_ray(quick_root, tmp_path):
 @pytest.fixture(scope="module")
 def ray_local():
     if os.environ.get("CI"):
-        import ray                                   # CI installs the ray extra: never skipped there
+        import ray  # CI installs the ray extra: never skipped there
     else:
         ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -213,7 +213,7 @@ def test_ray_gives_the_official_files_of_the_in_process_run(ray_local, quick_roo
 
 @pytest.mark.slow
 def test_ray_reports_a_failed_job_finishes_the_others_and_resumes_it(ray_local, tmp_path, capsys):
-    from asdkit.data.synth import synthesize
+    from asdkit.synth.dataset import synthesize
 
     root = tmp_path / "data"
     table = synthesize(root, preset="quick", seed=0, machines=["SynFan", "SynPress", "SynValve"], progress=False)

@@ -4,9 +4,20 @@ import torch
 
 from asdkit import ConfigError
 from asdkit.features.cache import FeatureCache
-from asdkit.features.spectra import (FEATURE_PRESETS, LOG_MEL_TOLERANCE_DB, PHASE_TOLERANCE_RAD, TOLERANCE_RANGE_DB,
-                             TorchFeatures, clip_segments, extract, feature_config, feature_shape, fft_spectrum, log_mel,
-                             phase_spectrum)
+from asdkit.features.spectra import (
+    FEATURE_PRESETS,
+    LOG_MEL_TOLERANCE_DB,
+    PHASE_TOLERANCE_RAD,
+    TOLERANCE_RANGE_DB,
+    TorchFeatures,
+    clip_segments,
+    extract,
+    feature_config,
+    feature_shape,
+    fft_spectrum,
+    log_mel,
+    phase_spectrum,
+)
 
 
 def signals(rng, n=32000):

@@ -12,8 +12,9 @@ PACKAGE = Path(asdkit.__file__).parent
 
 #: Layers from the bottom up; a module may import from its own layer or a lower one.
 LAYERS = [
-    {"errors", "io", "presets"},
+    {"constants", "errors", "io", "presets", "runtime"},
     {"data"},
+    {"synth"},
     {"features"},
     {"scoring"},
     {"training"},
@@ -56,7 +57,7 @@ def _imports(path: Path):
 @pytest.mark.parametrize("name,path", list(_modules()), ids=lambda v: str(v) if isinstance(v, str) else "")
 def test_module_imports_only_its_layer_or_below(name, path):
     here = _layer(name) if name != "asdkit" else len(LAYERS) - 1
-    for module, names in _imports(path):
+    for module, _names in _imports(path):
         assert not module.startswith("."), f"{name}: relative import {module}; import asdkit.<layer>... instead"
         if module == "asdkit":
             continue

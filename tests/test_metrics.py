@@ -9,10 +9,20 @@ import pytest
 import scipy.stats
 
 from asdkit.errors import ConfigError
+from asdkit.evaluation.metrics import (
+    EPS,
+    arithmetic_mean,
+    auc_source_target,
+    decision_metrics,
+    domain_auc,
+    floored_hmean,
+    jackknife_interval,
+    official_score,
+    official_values,
+    pauc,
+    section_metrics,
+)
 from asdkit.scoring.threshold import gamma_threshold
-from asdkit.evaluation.metrics import (EPS, arithmetic_mean, auc_source_target, decision_metrics, domain_auc,
-                            floored_hmean, jackknife_interval, official_score,
-                            official_values, pauc, section_metrics)
 
 
 @pytest.fixture

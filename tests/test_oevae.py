@@ -8,8 +8,15 @@ import torch
 
 from asdkit.errors import ConfigError, NotFittedError
 from asdkit.models.base import Detector
-from asdkit.models.oevae import (AUGMENTATION_VARIANTS, OEVAE_PRESETS, DomainVAE, OEVAEConfig, OEVAEDetector,
-                                 attribute_values, oevae_config)
+from asdkit.models.oevae import (
+    AUGMENTATION_VARIANTS,
+    OEVAE_PRESETS,
+    DomainVAE,
+    OEVAEConfig,
+    OEVAEDetector,
+    attribute_values,
+    oevae_config,
+)
 from asdkit.scoring.normalize import ScoreNormalizer, shrink_toward
 
 pytestmark = pytest.mark.usefixtures("one_thread")

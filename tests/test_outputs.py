@@ -9,10 +9,19 @@ import pandas as pd
 import pytest
 
 from asdkit.errors import ConfigError, ScoreFileError
+from asdkit.evaluation.outputs import (
+    decision_file_name,
+    find_decision_files,
+    find_score_files,
+    parse_output_name,
+    read_decision_file,
+    read_score_file,
+    score_file_name,
+    write_decisions,
+    write_scores,
+    write_submission,
+)
 from asdkit.io import atomic_write_text
-from asdkit.evaluation.outputs import (decision_file_name, find_decision_files,
-                            find_score_files, parse_output_name, read_decision_file, read_score_file,
-                            score_file_name, write_decisions, write_scores, write_submission)
 
 FILES = ["section_00_0001.wav", "section_00_0002.wav", "section_00_0003.wav"]
 

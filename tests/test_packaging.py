@@ -63,3 +63,23 @@ def test_design_card_packages_are_declared(name):
 def test_python_requirement():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert meta["requires-python"] == ">=3.10"
+
+
+def test_import_is_light_and_the_public_names_resolve():
+    # names are imported on first use (PEP 562): the package and its command line load no torch or pandas
+    import subprocess
+    import sys
+
+    code = ("import sys, asdkit, asdkit.cli; heavy = [m for m in ('torch', 'pandas', 'sklearn', 'matplotlib') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+    import asdkit
+
+    assert 15 <= len(asdkit.__all__) <= 25
+    for name in asdkit.__all__:
+        assert getattr(asdkit, name) is not None and name in dir(asdkit)
+    assert asdkit.log_mel is asdkit.features.log_mel                     # names offered before __all__ still work
+    with pytest.raises(AttributeError, match="no attribute"):
+        asdkit.__getattr__("no_such_name")
+    assert sorted(asdkit.__all__) == sorted(["__version__", *asdkit._PUBLIC])

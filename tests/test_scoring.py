@@ -20,9 +20,22 @@ from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 from asdkit.errors import ConfigError, NotFittedError
 from asdkit.features.spectra import FeatureConfig
 from asdkit.models.base import Detector, threshold_quantile
-from asdkit.scoring import (DomainKNNScorer, FrameMahalanobisScorer, KMeansTargetScorer, KNNScorer,
-                            MahalanobisScorer, MSEScorer, ScoreNormalizer, SelectiveMahalanobisScorer,
-                            SelectiveScorer, check_weights, gamma_threshold, shrink_toward, unit_rows, weighted_sum)
+from asdkit.scoring import (
+    DomainKNNScorer,
+    FrameMahalanobisScorer,
+    KMeansTargetScorer,
+    KNNScorer,
+    MahalanobisScorer,
+    MSEScorer,
+    ScoreNormalizer,
+    SelectiveMahalanobisScorer,
+    SelectiveScorer,
+    check_weights,
+    gamma_threshold,
+    shrink_toward,
+    unit_rows,
+    weighted_sum,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -162,12 +175,13 @@ def test_knn_errors(rng):
 
 
 def test_knn_training_scores_rejects_bad_n(rng):
-    """KNOWN BUG (reported, asdkit/scoring/knn.py): ``n`` is not checked. n=1 gives NaN (mean of an empty
-    slice), n <= n_neighbors silently averages fewer neighbours, n > len(embeddings) returns len scores."""
+    # n=1 would give NaN (mean of an empty slice), n <= n_neighbors fewer neighbours, n > len(embeddings) all
     knn = KNNScorer(2).fit(rng.standard_normal((10, 2)))
     for n in (1, 2, 15):
         with pytest.raises(ConfigError, match="n="):
-            knn.training_scores(n)
+            knn.training_scores(n=n)
+    with pytest.raises(TypeError):
+        knn.training_scores(5)                      # options of training_scores are keyword-only
 
 
 # =========================================================================== KMeansTargetScorer
@@ -274,7 +288,9 @@ def test_kmeans_per_domain_standardises_each_distance_by_its_own_domain(rng):
     assert tr[40:].mean() <= 0 + 1e-9
     # a target-like normal scores lower relative to the source anomalies than with the raw minimum:
     # new target-domain normals sit at the target clips' own spread, which the raw scale calls strange
-    ranks = lambda s: s[:5].mean() - s[5:].mean()
+    def ranks(s):
+        return s[:5].mean() - s[5:].mean()
+
     assert ranks(pd_.score_samples(Y)) < 0
     back = KMeansTargetScorer.from_state(copy.deepcopy(pd_.get_state()))
     np.testing.assert_array_equal(back.score_samples(Y), pd_.score_samples(Y))
@@ -917,3 +933,31 @@ def test_load_errors(toy, tmp_path):
     meta_path.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         Detector.load(folder)
+
+
+# --------------------------------------------------------------------------- the scorer contract as types
+def _positional(method) -> list[str]:
+    import inspect
+
+    return [p.name for p in inspect.signature(method).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("self", "cls")]
+
+
+def test_every_backend_obeys_the_scorer_protocols():
+    import asdkit.scoring as S
+
+    backends = [KNNScorer, S.KMeansTargetScorer, S.DomainKNNScorer, S.SelectiveScorer, S.FrameMahalanobisScorer,
+                S.MahalanobisScorer, S.MSEScorer, S.SelectiveMahalanobisScorer]
+    for cls in backends:
+        assert issubclass(cls, S.Scorer), cls.__name__
+        assert len(_positional(cls.fit)) == 2, (cls.__name__, "fit(X, domains)")
+        assert len(_positional(cls.score_samples)) == 1, (cls.__name__, "score_samples(X)")
+        if issubclass(cls, S.DomainScorer):
+            assert len(_positional(cls.domain_scores)) == 1, (cls.__name__, "domain_scores(X)")
+        if issubclass(cls, S.TrainingScorer):
+            assert _positional(cls.training_scores) == [], (cls.__name__, "training_scores(): options keyword-only")
+    assert {c.__name__ for c in backends if issubclass(c, S.TrainingScorer)} >= {
+        "KNNScorer", "KMeansTargetScorer", "DomainKNNScorer"}
+    assert {c.__name__ for c in backends if issubclass(c, S.DomainScorer)} >= {
+        "KMeansTargetScorer", "DomainKNNScorer", "SelectiveScorer", "SelectiveMahalanobisScorer"}
+    assert not issubclass(S.ScoreNormalizer, S.Scorer)

@@ -1,4 +1,4 @@
-"""Tests of asdkit.data.synth (the embedded synthetic dataset) and asdkit.models.reference."""
+"""Tests of asdkit.synth (the embedded synthetic dataset) and asdkit.models.reference."""
 from __future__ import annotations
 
 import csv
@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from asdkit.data import synth
 from asdkit.data.dataset import COLUMNS, read_attributes_csv, scan_root
-from asdkit.errors import ConfigError, DatasetError
 from asdkit.data.names import parse_filename
+from asdkit.errors import ConfigError, DatasetError
 from asdkit.experiments.calibration import synthetic_aucs
 from asdkit.models.reference import ReferenceKNN, clip_statistics
-from asdkit.data.synth import MACHINES, PRESETS, SynthPreset, generate_clip, synthesize
+from asdkit.synth import dataset as synth
+from asdkit.synth.dataset import MACHINES, PRESETS, SynthPreset, generate_clip, synthesize
 
 #: A very small preset for the byte-level tests: 13 one-second clips per machine type.
 TINY = SynthPreset(n_source_train=3, n_target_train=2, n_test_per_cell=2, clip_seconds=1.0)
@@ -301,7 +301,8 @@ def test_clip_statistics_and_reference_detector(rng, write_wav):
     det = ReferenceKNN(n_neighbors=2, n_mels=32)
     assert det.fit(train) is det
     tone = np.sin(2 * np.pi * 1000 * np.arange(32000) / 16000) + 0.1 * rng.standard_normal(32000)
-    test = [write_wav("fan/test/section_00_source_test_normal_0000_a_1.wav", 0.1 * (noise[0] + 0.01 * rng.standard_normal(32000))),
+    quiet = 0.1 * (noise[0] + 0.01 * rng.standard_normal(32000))
+    test = [write_wav("fan/test/section_00_source_test_normal_0000_a_1.wav", quiet),
             write_wav("fan/test/section_00_source_test_anomaly_0000_a_1.wav", 0.1 * tone)]
     scores = det.score_samples(test)
     assert scores.shape == (2,) and scores[1] > scores[0]  # higher = more anomalous

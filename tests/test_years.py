@@ -12,8 +12,8 @@ import soundfile as sf
 from asdkit import AudioError, DatasetError, scan_root
 from asdkit.data.channels import cancel_far_noise
 from asdkit.data.supplemental import apply_supplemental, as_normals, mix_noise, supplemental_rows
-from asdkit.data.synth import SynthPreset, synthesize
-from asdkit.data.synth_years import SCENES_BY_DOMAIN, generate_two_channel, n_supplemental
+from asdkit.synth.dataset import SynthPreset, synthesize
+from asdkit.synth.years import SCENES_BY_DOMAIN, generate_two_channel, n_supplemental
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -119,8 +119,8 @@ def gearbox2026(table2026):
 
 @pytest.mark.parametrize("channels", ["both", "denoised", "far"])
 def test_reference_and_baseline_read_the_policy(gearbox2026, channels, tmp_path):
-    from asdkit.models.baseline import AutoencoderBaseline, baseline_config
     from asdkit.models.base import Detector
+    from asdkit.models.baseline import AutoencoderBaseline, baseline_config
     from asdkit.models.reference import ReferenceKNN
 
     train, test, _ = gearbox2026

@@ -3,6 +3,23 @@
 The lowest layer above :mod:`asdkit.errors` and :mod:`asdkit.io`: nothing here
 imports features, models or evaluation.
 """
-from asdkit.data.audio import SAMPLE_RATE, load_clip, segment, segment_starts, standardize  # noqa: F401
-from asdkit.data.dataset import COLUMNS, find_machines, read_attributes_csv, scan_root, summarize  # noqa: F401
-from asdkit.data.names import NO_ATTRIBUTE, ClipName, format_filename, parse_attributes, parse_filename  # noqa: F401
+import importlib
+
+_NAMES = {
+    "SAMPLE_RATE": "audio", "load_clip": "audio", "segment": "audio", "segment_starts": "audio",
+    "standardize": "audio",
+    "COLUMNS": "dataset", "find_machines": "dataset", "read_attributes_csv": "dataset", "scan_root": "dataset",
+    "summarize": "dataset",
+    "NO_ATTRIBUTE": "names", "ClipName": "names", "format_filename": "names", "parse_attributes": "names",
+    "parse_filename": "names",
+}
+__all__ = list(_NAMES)
+
+
+def __getattr__(name: str):
+    # imported on first use (PEP 562): asdkit.data.channels and .names load without pandas
+    if name not in _NAMES:
+        raise AttributeError(f"module 'asdkit.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"asdkit.data.{_NAMES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from asdkit.errors import DatasetError, FileNameError
 from asdkit.data.names import NO_ATTRIBUTE, parse_filename
+from asdkit.errors import DatasetError, FileNameError
 
 __all__ = ["scan_root", "find_machines", "summarize", "read_attributes_csv", "COLUMNS"]
 

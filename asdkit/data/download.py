@@ -10,6 +10,8 @@ Three steps, each usable alone:
   :class:`DownloadItem` records (no network access);
 * :func:`fetch` streams one URL to a file, resuming an interrupted transfer
   with an HTTP ``Range`` request, and renames it into place only when complete;
+* the zip is checked against the MD5 sum its publisher gives
+  (:mod:`asdkit.data.checksums`);
 * :func:`unpack` checks a zip, extracts it into a temporary folder and moves
   the machine folders into place, merging with what is already there.
 
@@ -39,27 +41,25 @@ Examples
 """
 from __future__ import annotations
 
-import filecmp
 import http.client
 import json
 import logging
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
-import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable
 
+from asdkit.data.archive import unpack
+from asdkit.data.checksums import checksum_source, read_checksums, verify_md5
 from asdkit.data.releases import RELEASES, release
 from asdkit.errors import ConfigError, DownloadError
+from asdkit.runtime import show_progress
 
 __all__ = [
     "DownloadItem",
@@ -92,7 +92,6 @@ _DEST_SUBDIR = {"dev": "dev_data/raw", "train": "eval_data/raw", "test": "eval_d
 #: Base of the pause between attempts, in seconds (doubled each time, at most 30 s).
 RETRY_BACKOFF_S: float = 1.0
 _USER_AGENT = "asdkit-download/0.1 (+https://pypi.org/project/asdkit; python-urllib)"
-_TMP_PREFIX = ".asdkit-unpack-"
 _DOWNLOADS_DIR = ".downloads"
 
 
@@ -236,8 +235,6 @@ class _Retry(Exception):
     """An attempt failed in a way that another attempt may fix."""
 
 
-def _progress_disabled(progress: bool) -> bool:
-    return (not progress) or bool(os.environ.get("CI"))
 
 
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
@@ -393,7 +390,7 @@ def fetch(url: str, dest: str | os.PathLike, *, retries: int = 3, timeout: float
     part = dest.with_name(dest.name + ".part")
 
     bar = None
-    if not _progress_disabled(progress):
+    if show_progress(progress):
         from tqdm.auto import tqdm
         bar = tqdm(desc=dest.name, unit="B", unit_scale=True, unit_divisor=1024, miniters=1,
                    file=sys.stderr, leave=True)
@@ -428,200 +425,6 @@ def fetch(url: str, dest: str | os.PathLike, *, retries: int = 3, timeout: float
                         f"{kept}")
 
 
-# --------------------------------------------------------------------------- unpacking
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def _clean_stale_tmp(dest_root: Path) -> None:
-    """Remove temporary unpack folders left by killed runs (so no half archive is ever scanned)."""
-    for d in dest_root.glob(_TMP_PREFIX + "*"):
-        m = re.match(re.escape(_TMP_PREFIX) + r"(\d+)-", d.name)
-        if not d.is_dir() or not m:
-            continue
-        pid = int(m.group(1))
-        stale = (pid != os.getpid() and not _pid_alive(pid)) if os.name == "posix" \
-            else (time.time() - d.stat().st_mtime > 6 * 3600)
-        if stale:
-            shutil.rmtree(d, ignore_errors=True)
-
-
-def _unsafe_member(name: str) -> bool:
-    norm = name.replace("\\", "/")
-    if not norm or norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
-        return True
-    return ".." in PurePosixPath(norm).parts
-
-
-def _merge_csv(src: Path, dst: Path) -> None:
-    """Append the rows of ``src`` that ``dst`` lacks (the header once) to ``dst``, atomically."""
-    old = dst.read_bytes()
-    new = src.read_bytes()
-    nl = b"\r\n" if b"\r\n" in old else b"\n"
-    old_lines = old.splitlines()
-    seen = set(old_lines)
-    add = [line for line in new.splitlines() if line.strip() and line not in seen]
-    if not add:
-        return
-    body = old if (not old or old.endswith((b"\n", b"\r"))) else old + nl
-    tmp = dst.with_name(dst.name + ".merge-tmp")
-    tmp.write_bytes(body + nl.join(add) + nl)
-    os.replace(tmp, dst)
-
-
-def _merge_conflicts(src: Path, dst: Path) -> list[str]:
-    """Paths where ``src`` and ``dst`` hold a file and a folder under the same name."""
-    out = []
-    for child in src.iterdir():
-        target = dst / child.name
-        if not target.exists():
-            continue
-        if child.is_dir() != target.is_dir():
-            out.append(str(target))
-        elif child.is_dir():
-            out.extend(_merge_conflicts(child, target))
-    return out
-
-
-def _merge_into(src: Path, dst: Path) -> None:
-    """Move ``src``'s content into the existing folder ``dst`` entry by entry."""
-    for child in sorted(src.iterdir()):
-        target = dst / child.name
-        if not target.exists():
-            os.replace(child, target)
-        elif child.is_dir():
-            _merge_into(child, target)
-        elif filecmp.cmp(child, target, shallow=False):
-            continue
-        elif child.suffix.lower() == ".csv":
-            _merge_csv(child, target)
-        else:
-            os.replace(child, target)
-
-
-def unpack(zip_path: str | os.PathLike, dest_root: str | os.PathLike) -> list[str]:
-    """Check a zip and unpack it into ``dest_root`` without leaving half a machine folder.
-
-    The archive is verified first (:func:`zipfile.is_zipfile` and
-    :meth:`zipfile.ZipFile.testzip`, which reads every member and checks its
-    CRC), and members with absolute paths or ``..`` are refused. It is then
-    extracted into a temporary folder inside ``dest_root`` and each top-level
-    entry (the organisers' zips hold one ``<machine>/`` folder with
-    ``train/``, ``test/`` and ``attributes_00.csv``) is moved into place with
-    :func:`os.replace`. Where the machine folder exists already (the eval
-    ``train`` and ``test`` zips both hold ``<machine>/``) the content is
-    merged entry by entry: new files and subfolders are moved in, identical
-    files are left alone, CSV files (``attributes_00.csv``) get the rows they
-    lack appended, and any other file of the same name is replaced by the
-    archive's. Temporary folders left by killed runs are removed.
-
-    Parameters
-    ----------
-    zip_path : path-like
-        The archive.
-    dest_root : path-like
-        The folder that receives the machine folders (created if needed), e.g.
-        ``<root>/dev_data/raw``.
-
-    Returns
-    -------
-    list of str
-        Names of the top-level entries unpacked (normally one machine type), sorted.
-
-    Raises
-    ------
-    DownloadError
-        If the archive is missing, is not a valid zip, fails its CRC check or
-        holds unsafe member names: the archive is then deleted (the message
-        says so) so that a re-run downloads it again, and nothing is moved
-        into ``dest_root``. Also if extraction fails for another reason (a
-        full disk): the archive is then kept.
-
-    Examples
-    --------
-    >>> unpack("data/.downloads/dev_fan.zip", "data/dev_data/raw")  # doctest: +SKIP
-    ['fan']
-    """
-    zip_path = Path(zip_path)
-    dest_root = Path(dest_root)
-    if not zip_path.is_file():
-        raise DownloadError(f"archive {str(zip_path)!r} does not exist; download it again.")
-
-    def bad(reason: str) -> DownloadError:
-        zip_path.unlink(missing_ok=True)
-        return DownloadError(f"archive {str(zip_path)!r} {reason}; it has been deleted so that a re-run "
-                             "downloads it again.")
-
-    if not zipfile.is_zipfile(zip_path):
-        raise bad("is not a zip file (corrupt or incomplete download)")
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            infos = zf.infolist()
-            unsafe = [i.filename for i in infos if _unsafe_member(i.filename)]
-            if unsafe:
-                raise bad(f"holds member(s) with an absolute path or '..', refused for safety: {unsafe[:5]}")
-            first_bad = zf.testzip()
-    except DownloadError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, ValueError) as e:
-        raise bad(f"is corrupt ({type(e).__name__}: {e})") from None
-    if first_bad is not None:
-        raise bad(f"is corrupt (member {first_bad!r} fails its CRC check)")
-    if not infos:
-        raise bad("is empty")
-
-    dest_root.mkdir(parents=True, exist_ok=True)
-    _clean_stale_tmp(dest_root)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=dest_root))
-    try:
-        try:
-            with zipfile.ZipFile(zip_path) as zf:
-                zf.extractall(tmp)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-            raise bad(f"is corrupt ({type(e).__name__}: {e})") from None
-        except OSError as e:
-            raise DownloadError(f"could not unpack {str(zip_path)!r} into {str(dest_root)!r} ({e}); nothing "
-                                "was moved into place and the archive is kept. Fix the cause (disk space, "
-                                "permissions) and run again.") from None
-        names = sorted(p.name for p in tmp.iterdir())
-        conflicts = []
-        for name in names:
-            src, target = tmp / name, dest_root / name
-            if target.exists():
-                if src.is_dir() != target.is_dir():
-                    conflicts.append(str(target))
-                elif src.is_dir():
-                    conflicts.extend(_merge_conflicts(src, target))
-        if conflicts:
-            raise DownloadError(f"cannot unpack {str(zip_path)!r}: these paths exist as a file where the "
-                                f"archive has a folder, or the reverse: {conflicts[:5]}. Move them away and "
-                                "run again; nothing was changed.")
-        for name in names:
-            src, target = tmp / name, dest_root / name
-            if not target.exists():
-                os.replace(src, target)
-            elif src.is_dir():
-                _merge_into(src, target)
-            elif not filecmp.cmp(src, target, shallow=False):
-                if src.suffix.lower() == ".csv":
-                    _merge_csv(src, target)
-                else:
-                    os.replace(src, target)
-        return names
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 # --------------------------------------------------------------------------- the whole thing
 
 
@@ -647,10 +450,10 @@ def _check_year(dl_dir: Path, year: int) -> None:
         os.replace(tmp, mark)
 
 
-def _write_marker(marker: Path, item: DownloadItem, names: list[str]) -> None:
+def _write_marker(marker: Path, item: DownloadItem, names: list[str], md5: str | None) -> None:
     tmp = marker.with_name(marker.name + ".tmp")
     tmp.write_text(json.dumps({"url": item.url, "machine": item.machine, "part": item.part,
-                               "dest_subdir": item.dest_subdir, "unpacked": names,
+                               "dest_subdir": item.dest_subdir, "unpacked": names, "md5": md5,
                                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
     os.replace(tmp, marker)
 
@@ -669,7 +472,8 @@ def _read_marker(marker: Path) -> list[str] | None:
 
 def download(root: str | os.PathLike, *, parts: str | Iterable[str] = ("dev",),
              machines: str | Iterable[str] | None = None, mirror: str | None = None, keep_zip: bool = False,
-             progress: bool = True, retries: int = 3, timeout: float = 60, year: int | None = None) -> list[Path]:
+             progress: bool = True, retries: int = 3, timeout: float = 60, year: int | None = None,
+             verify: bool = True) -> list[Path]:
     """Download and unpack DCASE Task 2 data of one year into the organisers' layout.
 
     Each item of :func:`plan_downloads` is fetched to ``<root>/.downloads/``
@@ -702,6 +506,10 @@ def download(root: str | os.PathLike, *, parts: str | Iterable[str] = ("dev",),
     year : int, optional
         2024 (default), 2025 or 2026 (:mod:`asdkit.data.releases`). A root that
         already holds another year's downloads is refused.
+    verify : bool, default True
+        Check each zip against the MD5 sum its publisher gives
+        (:mod:`asdkit.data.checksums`: Zenodo's record metadata, or a mirror's
+        ``md5sums.txt``) before unpacking it; a zip whose sum differs is deleted.
 
     Returns
     -------
@@ -714,8 +522,9 @@ def download(root: str | os.PathLike, *, parts: str | Iterable[str] = ("dev",),
     ConfigError
         For an unknown part or machine, or a malformed mirror.
     DownloadError
-        When a zip cannot be downloaded (a re-run resumes it) or is corrupt
-        (it is deleted, so a re-run downloads it again).
+        When a zip cannot be downloaded (a re-run resumes it), is corrupt or
+        differs from its published MD5 sum (it is deleted, so a re-run
+        downloads it again).
 
     Examples
     --------
@@ -728,6 +537,16 @@ def download(root: str | os.PathLike, *, parts: str | Iterable[str] = ("dev",),
     dl_dir = root / _DOWNLOADS_DIR
     _check_year(dl_dir, rel.year)
     out: list[Path] = []
+    sums: dict[str, dict[str, str]] = {}            # checksum source -> file name -> MD5, read once each
+
+    def published_md5(item: DownloadItem) -> str | None:
+        source = checksum_source(item.url)[1]
+        if source not in sums:
+            sums[source] = read_checksums(item.url, timeout=timeout)
+        md5 = sums[source].get(item.filename)
+        if md5 is None and sums[source]:
+            log.warning("%s: no MD5 sum published for it; used unchecked", item.filename)
+        return md5
 
     def add(dest_root: Path, names: list[str]) -> None:
         for name in names:
@@ -750,8 +569,12 @@ def download(root: str | os.PathLike, *, parts: str | Iterable[str] = ("dev",),
             log.info("%s: using the archive downloaded earlier", item.filename)
         else:
             fetch(item.url, zip_path, retries=retries, timeout=timeout, progress=progress)
+        md5 = published_md5(item) if verify else None
+        if md5 is not None:
+            verify_md5(zip_path, md5)
+            log.info("%s: MD5 sum matches the published one", item.filename)
         names = unpack(zip_path, dest_root)
-        _write_marker(marker, item, names)
+        _write_marker(marker, item, names, md5)
         if not keep_zip:
             zip_path.unlink(missing_ok=True)
         add(dest_root, names)

@@ -26,11 +26,21 @@ import pandas as pd
 
 from asdkit.data.dataset import find_machines, scan_root
 from asdkit.errors import ConfigError, DatasetError, ScoreFileError
-from asdkit.evaluation.metrics import (DOMAINS, METRIC_COLUMNS, arithmetic_mean, decision_metrics, domain_auc,
-                      evaluator_ci95, floored_hmean, jackknife_interval, official_score, official_values, pauc)
+from asdkit.evaluation.metrics import (
+    DOMAINS,
+    METRIC_COLUMNS,
+    arithmetic_mean,
+    decision_metrics,
+    domain_auc,
+    evaluator_ci95,
+    floored_hmean,
+    jackknife_interval,
+    official_score,
+    official_values,
+    pauc,
+)
+from asdkit.evaluation.outputs import find_decision_files, find_score_files, read_decision_file, read_score_file
 from asdkit.io import atomic_write_text
-from asdkit.evaluation.outputs import (find_decision_files, find_score_files, read_decision_file,
-                      read_score_file)
 
 __all__ = ["EvaluationResult", "TABLE_COLUMNS", "DECISION_COLUMNS", "evaluate_scores",
            "format_result", "save_result", "evaluate_frame", "MIN_JACKKNIFE_SECTIONS"]

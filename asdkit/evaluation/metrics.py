@@ -29,8 +29,6 @@ The decision threshold of the organisers' baseline is :func:`gamma_threshold`.
 """
 from __future__ import annotations
 
-import sys
-import warnings
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -38,6 +36,7 @@ import pandas as pd
 import scipy.stats
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
+from asdkit.constants import DOMAINS, EPS  # noqa: F401  (public here too)
 from asdkit.errors import ConfigError
 
 __all__ = [
@@ -47,15 +46,10 @@ __all__ = [
     "JackknifeResult", "jackknife_interval", "evaluator_ci95",
 ]
 
-#: Floor applied to every value entering the harmonic mean; the official
-#: evaluator uses ``sys.float_info.epsilon`` (about 2.2e-16).
-EPS: float = sys.float_info.epsilon
 
 #: Largest false-positive rate of the partial AUC.
 MAX_FPR: float = 0.1
 
-#: The two domains of DCASE 2021-2024, in the order the evaluator reports them.
-DOMAINS: tuple[str, str] = ("source", "target")
 
 #: The per-section threshold-free metrics entering the official score.
 METRIC_COLUMNS: tuple[str, str, str] = ("auc_source", "auc_target", "pauc")

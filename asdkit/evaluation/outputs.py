@@ -26,8 +26,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from asdkit.io import atomic_write_text
 from asdkit.errors import ConfigError, ScoreFileError
+from asdkit.io import atomic_write_text
 
 __all__ = [
     "SCORE_KIND", "DECISION_KIND",

@@ -259,9 +259,9 @@ def target_prior_sweep(fitted: Mapping[str, tuple], priors: Sequence[float] = (0
         raise ConfigError("target_prior_sweep: no fitted detectors.")
     values: dict[float, dict[str, list]] = {float(p): {"auc_source": [], "auc_target": [], "pauc": []} for p in priors}
     for machine, (det, clips) in fitted.items():
-        if not hasattr(det, "prior_scores"):
-            raise ConfigError(f"target_prior_sweep: the detector of {machine} ({type(det).__name__}) has no "
-                              "prior_scores; give a ClassifierDetector or an OEVAEDetector.")
+        if "target_prior" not in getattr(det, "capabilities", ()):
+            raise ConfigError(f"target_prior_sweep: the detector of {machine} ({type(det).__name__}) cannot "
+                              "score under a target prior; give a ClassifierDetector or an OEVAEDetector.")
         y = (clips["label"].astype(str) == "anomaly").astype(int).to_numpy()
         for p, s in det.prior_scores(clips, list(values)).items():
             for k, v in section_metrics(y, s, clips["domain"]).items():

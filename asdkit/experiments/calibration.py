@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from asdkit.data import synth
-from asdkit.data.synth import SynthPreset
 from asdkit.evaluation.metrics import auc_source_target
 from asdkit.models.reference import clip_statistics
 from asdkit.scoring.knn import KNNScorer
+from asdkit.synth import dataset as synth
+from asdkit.synth.dataset import SynthPreset
 
 __all__ = ["synthetic_aucs"]
 
@@ -16,7 +16,7 @@ def synthetic_aucs(machine: str, *, preset: "str | SynthPreset" = "paper", seed:
                    n_neighbors: int = 1, n_mels: int = 64) -> tuple[float, float]:
     """AUC(source) and AUC(target) of :class:`~asdkit.models.reference.ReferenceKNN` on one synthetic machine type.
 
-    The clips of :func:`asdkit.data.synth.synthesize` (same seeds, same conditions) are
+    The clips of :func:`asdkit.synth.synthesize` (same seeds, same conditions) are
     generated in memory, one at a time, and reduced to their statistics; the
     detector is fitted on all training clips (source and target) and scores the
     test clips. The AUCs follow the official pooling: all anomalies of both
@@ -25,9 +25,9 @@ def synthetic_aucs(machine: str, *, preset: "str | SynthPreset" = "paper", seed:
     Parameters
     ----------
     machine : str
-        A machine type of :data:`asdkit.data.synth.MACHINES`.
+        A machine type of :data:`asdkit.synth.MACHINES`.
     preset : str or SynthPreset, default "paper"
-        Counts and clip length (a name of :data:`asdkit.data.synth.PRESETS` or a preset).
+        Counts and clip length (a name of :data:`asdkit.synth.PRESETS` or a preset).
     seed : int, default 0
     n_neighbors, n_mels : int
         Hyperparameters of :class:`~asdkit.models.reference.ReferenceKNN`.

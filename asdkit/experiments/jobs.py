@@ -37,7 +37,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -51,7 +50,8 @@ from asdkit.errors import ConfigError
 from asdkit.evaluation.outputs import write_submission
 from asdkit.experiments.protocol import META_COLUMNS, Task, part_training, tasks
 from asdkit.experiments.systems import BuildContext, SystemSpec, family_members
-from asdkit.io import atomic_write_bytes
+from asdkit.io import atomic_dir, atomic_write_bytes
+from asdkit.runtime import device_name, thread_limit
 
 __all__ = ["Job", "JobResult", "JobFailure", "JobSettings", "plan_jobs", "run_job", "read_result", "families",
            "fit_family", "score_frame", "save_root", "load_root"]
@@ -223,11 +223,7 @@ class JobSettings:
 
 
 def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return device if device != "auto" else device_name("auto")
 
 
 # ---------------------------------------------------------------------- what a job hands back
@@ -307,9 +303,7 @@ def _write_result(result: JobResult) -> None:
     from asdkit.models.persistence import StateEncoder
 
     folder = result.job.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{RESULT}.", suffix=".tmp", dir=folder))
-    try:
+    with atomic_dir(folder / RESULT) as tmp:
         enc = StateEncoder(tmp, lambda v: False)
         frames = {name: {"frame": enc.encode(f, f"frames.{name}"), "dtypes": {c: str(t) for c, t in f.dtypes.items()}}
                   for name, f in result.frames.items()}
@@ -327,12 +321,6 @@ def _write_result(result: JobResult) -> None:
         }
         enc.flush()
         (tmp / "result.json").write_text(json.dumps(record, indent=1, default=str))
-        target = folder / RESULT
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def read_result(job: Job) -> JobResult:
@@ -353,7 +341,8 @@ def read_result(job: Job) -> JobResult:
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{str(path)!r} is damaged ({e}); delete {str(job.folder)!r} and run again with --resume.")
+        raise ConfigError(f"{str(path)!r} is damaged ({e}); delete {str(job.folder)!r} and run again with "
+                          "--resume.") from None
     if record.get("format") != "asdkit-job-result" or record.get("version") != 1:
         raise ConfigError(f"{str(path)!r} is not a job result this asdkit reads; delete {str(job.folder)!r} and "
                           "run again with --resume.")
@@ -382,20 +371,13 @@ def save_root(root, folder: Path) -> Path:
                           "from_state(state, device) classmethod (as asdkit's ClassifierModel), so that jobs on "
                           "other processes and --resume can read it.")
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         enc = StateEncoder(tmp, lambda v: False)
         record = {"format": "asdkit-root-model", "version": 1, "list": isinstance(root, (list, tuple)),
                   "items": [{"class": f"{type(m).__module__}:{type(m).__qualname__}",
                              "state": enc.encode(m.get_state(), f"items.{i}")} for i, m in enumerate(items)]}
         enc.flush()
         (tmp / "root.json").write_text(json.dumps(record, indent=1))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 
@@ -451,7 +433,10 @@ def score_frame(task: Task, detector, scores: np.ndarray, key: str) -> pd.DataFr
 
 
 def plot_task(frame: pd.DataFrame, threshold: float, folder: Path, machine: str, system: str) -> None:
-    """The ROC curve and score histogram of one system on one machine type: ``roc_<machine>.png``, ``scores_<machine>.png``."""
+    """The ROC curve and score histogram of one system on one machine type.
+
+    Written as ``roc_<machine>.png`` and ``scores_<machine>.png``.
+    """
     from matplotlib.figure import Figure
 
     from asdkit.plots.figures import plot_roc, plot_score_histogram
@@ -527,7 +512,7 @@ def run_job(job: Job, table: pd.DataFrame, settings: JobSettings, deps: dict, *,
         with redirect:
             tell(f"{job.name} on {socket.gethostname()} (pid {os.getpid()}), run folder {job.run}", only_log=True)
             try:
-                with _threads(settings.threads):
+                with thread_limit(settings.threads):
                     result = _run(job, table, settings, deps, tell)
             except BaseException as e:
                 log_file.write(traceback.format_exc())
@@ -541,28 +526,6 @@ def run_job(job: Job, table: pd.DataFrame, settings: JobSettings, deps: dict, *,
 def _captured(log_file):
     with contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
         yield
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """torch's threads and the BLAS/OpenMP pools of numpy and scipy at ``n`` for the job (None: as they are).
-
-    Results depend on them in the last digits (the order of a matrix product's sums), so a job run
-    with ``n`` threads gives the files of an in-process run with ``asdkit run --threads n``.
-    """
-    if n is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _memory(device: str) -> dict:
@@ -606,7 +569,7 @@ def _run(job: Job, table: pd.DataFrame, settings: JobSettings, deps: dict, tell)
     t0 = time.perf_counter()
     det = fit_family(spec, task, context, members=members)
     t1 = time.perf_counter()
-    if spec.needs and hasattr(det, "combine_scores"):      # built on members already scored
+    if spec.needs and "combine" in det.capabilities:       # built on members already scored
         scores = det.combine_scores({f: by_family[f].scores for f in spec.needs})
     else:
         scores = det.score_all(task.test)

@@ -73,14 +73,19 @@ class NotebookSetup:
         """The experiment protocol's task of one machine type (:func:`asdkit.experiments.protocol.tasks`)."""
         t = self.table
         if name not in set(t["machine"]):
-            raise ConfigError(f"machine type {name!r} is not in {str(self.root)!r}; it has {sorted(t['machine'].unique())}.")
+            raise ConfigError(f"machine type {name!r} is not in {str(self.root)!r}; it has "
+                              f"{sorted(t['machine'].unique())}.")
         for task in tasks(t, machines=[name]):
             if task.part == part:
                 return task
-        raise ConfigError(f"machine type {name!r} has no {part} data with training and test clips in {str(self.root)!r}.")
+        raise ConfigError(f"machine type {name!r} has no {part} data with training and test clips in "
+                          f"{str(self.root)!r}.")
 
     def machine(self, name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """``(train, test, others)`` clip tables of one machine type's task (others: the other types' training clips)."""
+        """``(train, test, others)`` clip tables of one machine type's task.
+
+        ``others`` holds the other machine types' training clips.
+        """
         task = self.task(name)
         return task.train, task.test, task.others
 
@@ -99,7 +104,7 @@ def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.P
         matplotlib's figure resolution for the notebook.
     year : {None, 2025, 2026}, optional
         Which kind of embedded data to write at ``default`` when it is missing
-        (:func:`asdkit.data.synth.synthesize`'s ``year``: 2026 = two-channel clips).
+        (:func:`asdkit.synth.synthesize`'s ``year``: 2026 = two-channel clips).
 
     Returns
     -------
@@ -112,7 +117,7 @@ def notebook_setup(*, data: str | os.PathLike | None = None, default: str | os.P
     if not root.exists():
         if Path(root) != Path(default):
             raise ConfigError(f"ASDKIT_DATA={str(root)!r} does not exist; point it at a DCASE-layout root.")
-        from asdkit.data.synth import synthesize
+        from asdkit.synth.dataset import synthesize
 
         synthesize(root, preset="quick", seed=0, progress=False, year=year)
     preset = "quick" if small else os.environ.get("ASDKIT_PRESET", "quick")

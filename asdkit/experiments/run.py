@@ -37,9 +37,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from asdkit.data.supplemental import apply_supplemental
 from asdkit.data.channels import check_channels
 from asdkit.data.dataset import scan_root
+from asdkit.data.supplemental import apply_supplemental
 from asdkit.errors import ConfigError
 from asdkit.evaluation.evaluate import EvaluationResult, evaluate_frame, save_result
 from asdkit.experiments.jobs import fit_family, score_frame
@@ -344,7 +344,8 @@ def run_many(data: str | Path, runs: dict, *, systems: Sequence[str] | str, pres
                                 device=device, channels=channels, supplemental=supplemental, machines=machines,
                                 table=tables[str(Path(out).absolute() if remote else Path(out))],
                                 executor=executor, save_models=save_models or remote, threads=threads,
-                                resources={"cpus_per_job": cpus_per_job, "gpus_per_job": gpus_per_job} if remote else {})
+                                resources=({"cpus_per_job": cpus_per_job, "gpus_per_job": gpus_per_job}
+                                           if remote else {}))
     if report.failures:
         from asdkit.experiments.jobs import describe
 

@@ -33,6 +33,7 @@ from asdkit.evaluation.evaluate import MIN_JACKKNIFE_SECTIONS
 from asdkit.evaluation.metrics import METRIC_COLUMNS, floored_hmean, jackknife_interval
 from asdkit.experiments.run import run_many
 from asdkit.io import atomic_write_bytes
+from asdkit.presets import is_integer
 
 __all__ = ["run_seeds", "SeedsResult", "seeds_table", "format_seeds_table", "summarise_seeds", "JACKKNIFE_ROWS"]
 
@@ -160,7 +161,7 @@ def run_seeds(data: str | Path, *, seeds: Sequence[int], out: str | Path = "runs
     SeedsResult
     """
     seeds = list(seeds)
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0]
+    bad = [s for s in seeds if not is_integer(s) or s < 0]
     if not seeds or bad or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds={seeds!r}: give distinct non-negative integers, e.g. --seeds 0 1 2.")
     out = Path(out)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from asdkit.features.cache import FeatureCache
-from asdkit.io import atomic_write_bytes
 from asdkit.data.dataset import scan_root, summarize
+from asdkit.features.cache import FeatureCache
 from asdkit.features.spectra import extract, feature_config
+from asdkit.io import atomic_write_bytes
 
 __all__ = ["prepare"]
 

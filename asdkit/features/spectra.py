@@ -19,6 +19,7 @@ segments per clip, 64 ms Hann window (``n_fft = 1024``), 16 ms hop (256),
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+
 import numpy as np
 import torch
 

@@ -37,8 +37,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import ClassVar, Mapping
 
@@ -47,7 +45,9 @@ import pandas as pd
 
 from asdkit.data.dataset import clip_table
 from asdkit.errors import ConfigError, NotFittedError
+from asdkit.io import atomic_dir
 from asdkit.models.persistence import META, StateDecoder, StateEncoder, detector_class
+from asdkit.presets import check_seed  # noqa: F401  (models import it from here)
 from asdkit.scoring.threshold import gamma_threshold
 
 __all__ = ["Detector", "FORMAT_VERSION", "check_seed", "threshold_quantile"]
@@ -57,12 +57,6 @@ FORMAT_VERSION = 1
 #: The quantile of the training scores' gamma fit that is the decision threshold.
 threshold_quantile = 0.9
 
-
-def check_seed(seed) -> int:
-    """``seed`` as an int, or a :class:`ConfigError` when it is not a non-negative integer."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed={seed!r}: must be a non-negative integer.")
-    return int(seed)
 
 
 class Detector:
@@ -88,6 +82,11 @@ class Detector:
 
     #: Names of :meth:`score_all`'s scores; the first is the default of :attr:`score_key`.
     score_names: ClassVar[tuple[str, ...]] = ("score",)
+    #: What the detector can do beyond the contract, declared rather than probed:
+    #: ``"combine"``: its scores follow from its members' ``score_all`` outputs (``combine_scores``), so a run
+    #: does not score the test clips through the members again; ``"target_prior"``: ``prior_scores`` scores
+    #: one fit under any target prior (:func:`asdkit.experiments.ablation.target_prior_sweep`).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
     #: Parameters that are not saved (run-time choices); a loaded detector has their defaults.
     transient_params: ClassVar[tuple[str, ...]] = ("device", "progress", "cache", "checkpoint_dir",
                                                     "memmap_dir")
@@ -104,19 +103,72 @@ class Detector:
         return [p.name for p in sig.parameters.values()
                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
-    def get_params(self) -> dict:
-        """The settings given to ``__init__`` (scikit-learn's ``get_params(deep=False)``)."""
-        return {name: getattr(self, name) for name in self._param_names()}
+    def get_params(self, deep: bool = True) -> dict:
+        """The settings given to ``__init__``, as scikit-learn's estimators give them.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Also give the settings of parameters that are estimators themselves
+            (anything with ``get_params``), as ``"<param>__<setting>"``.
+
+        Returns
+        -------
+        dict of str to object
+        """
+        params = {name: getattr(self, name) for name in self._param_names()}
+        if deep:
+            for name, value in list(params.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    params.update({f"{name}__{k}": v for k, v in value.get_params().items()})
+        return params
+
+    def set_params(self, **params) -> "Detector":
+        """Change settings, as scikit-learn's ``set_params`` (``"<param>__<setting>"`` reaches a nested one).
+
+        A fitted detector keeps its fitted state; fit it again for the new
+        settings to take effect.
+
+        Raises
+        ------
+        ConfigError
+            A name that is not a setting of this detector.
+
+        Returns
+        -------
+        self
+        """
+        valid = self._param_names()
+        nested: dict[str, dict] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in valid:
+                raise ConfigError(f"{type(self).__name__}.set_params: {name!r} is not a setting; its settings are "
+                                  f"{valid}.")
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            inner = getattr(self, name)
+            if not hasattr(inner, "set_params"):
+                raise ConfigError(f"{type(self).__name__}.set_params: {name!r} is {type(inner).__name__}, which "
+                                  f"has no settings to set ({sorted(sub_params)}).")
+            inner.set_params(**sub_params)
+        return self
 
     def __repr__(self) -> str:
         defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
-        shown = [f"{k}={v!r}" for k, v in self.get_params().items()
+        shown = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
                  if not (isinstance(v, (str, int, float, bool, type(None))) and defaults.get(k) == v)]
         return f"{type(self).__name__}({', '.join(shown)})"
 
     @property
     def score_key(self) -> str:
-        """The score :meth:`score_samples` returns: the ``score`` setting where the model has one, else the first name."""
+        """The score :meth:`score_samples` returns.
+
+        The ``score`` setting where the model has one, else the first of :attr:`score_names`.
+        """
         key = getattr(self, "score", None) or self.score_names[0]
         if key not in self.score_names:
             raise ConfigError(f"{type(self).__name__}: score={key!r}; choose one of {list(self.score_names)}.")
@@ -140,7 +192,7 @@ class Detector:
         -------
         self
         """
-        self.score_key                                   # an unknown score setting fails before any work
+        _ = self.score_key                               # an unknown score setting fails before any work
         table = clip_table(train, name="train")
         if len(table) < 2:
             raise ConfigError(f"{type(self).__name__}.fit got {len(table)} training clip(s); give at least two.")
@@ -193,7 +245,13 @@ class Detector:
         return {k: np.asarray(out[k], dtype=np.float64) for k in self.score_names}
 
     def score_samples(self, clips) -> np.ndarray:
-        """The anomaly score (:attr:`score_key`) of each clip, ndarray of shape (n_clips,); **higher = more anomalous**."""
+        """The anomaly score (:attr:`score_key`) of each clip.
+
+        Returns
+        -------
+        ndarray of shape (n_clips,)
+            **Higher = more anomalous**.
+        """
         return self.score_all(clips)[self.score_key]
 
     def decision(self, scores, key: str | None = None) -> np.ndarray:
@@ -237,28 +295,15 @@ class Detector:
         """
         self.check_fitted()
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        with atomic_dir(target) as tmp:
             self._write(tmp)
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     def _write(self, folder: Path) -> None:
         from asdkit import __version__
 
         enc = StateEncoder(folder, lambda v: isinstance(v, Detector))
-        params = {k: enc.param(k, v) for k, v in self.get_params().items() if k not in self.transient_params}
+        params = {k: enc.param(k, v) for k, v in self.get_params(deep=False).items() if k not in self.transient_params}
         meta = {
             "format": "asdkit-detector", "version": FORMAT_VERSION, "asdkit": __version__,
             "class": f"{type(self).__module__}:{type(self).__qualname__}",

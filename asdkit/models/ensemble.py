@@ -59,6 +59,7 @@ class EnsembleDetector(Detector):
     """
 
     score_names = ("ensemble",)
+    capabilities = frozenset({"combine"})
 
     def __init__(self, keys: Mapping[str, str] | None = None, weights: Mapping[str, float] | None = None):
         self.keys = keys
@@ -69,11 +70,13 @@ class EnsembleDetector(Detector):
         members = dict(members or {})
         if len(members) < 2:
             raise ConfigError("EnsembleDetector.fit needs members= with at least two fitted detectors, e.g. "
-                              "{'classifier': ClassifierDetector(...).fit(train), 'oevae': OEVAEDetector(...).fit(...)}.")
+                              "{'classifier': ClassifierDetector(...).fit(train), "
+                              "'oevae': OEVAEDetector(...).fit(...)}.")
         keys = {}
         for name, det in members.items():
             if not isinstance(det, Detector):
-                raise ConfigError(f"EnsembleDetector: member {name!r} is a {type(det).__name__}, not an asdkit Detector.")
+                raise ConfigError(f"EnsembleDetector: member {name!r} is a {type(det).__name__}, not an asdkit "
+                                  "Detector.")
             det.check_fitted()
             key = (self.keys or {}).get(name) or (name if name in det.score_names else det.score_key)
             if key not in det.train_scores_:

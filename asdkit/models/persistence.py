@@ -25,7 +25,10 @@ TENSORS = "tensors.pt"
 
 
 def detector_class(name: str, registry: dict) -> type:
-    """The Detector class saved as ``module:qualname``, from the registry of Detector subclasses (importing its module)."""
+    """The Detector class saved as ``module:qualname``.
+
+    Looked up in the registry of Detector subclasses, importing its module first where needed.
+    """
     if name not in registry:
         module, _, _ = name.partition(":")
         try:

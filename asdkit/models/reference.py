@@ -5,7 +5,7 @@ standard deviation over time of each band of its log-mel spectrogram
 (:func:`clip_statistics`), the features are standardised with the training
 statistics, and a test clip's anomaly score is its mean Euclidean distance to
 its ``n_neighbors`` nearest training clips (:class:`~asdkit.scoring.knn.KNNScorer`).
-It calibrates the synthetic data of :mod:`asdkit.data.synth` and is a floor
+It calibrates the synthetic data of :mod:`asdkit.synth` and is a floor
 that every learned model should beat.
 
 Scores follow the DCASE convention: **higher = more anomalous** (the opposite
@@ -22,6 +22,7 @@ from asdkit.data.audio import load_clip
 from asdkit.data.channels import check_channels
 from asdkit.errors import ConfigError
 from asdkit.models.base import Detector
+from asdkit.presets import check_integer
 from asdkit.scoring.knn import KNNScorer
 
 __all__ = ["clip_statistics", "ReferenceKNN"]
@@ -137,9 +138,7 @@ class ReferenceKNN(Detector):
         return clip_statistics(waves, sr=self.sr, n_mels=self.n_mels)
 
     def _fit(self, train, *, outliers, members):
-        if isinstance(self.n_neighbors, bool) or not isinstance(self.n_neighbors, (int, np.integer)) \
-                or self.n_neighbors < 1:
-            raise ConfigError(f"ReferenceKNN: n_neighbors={self.n_neighbors!r} must be a positive integer.")
+        check_integer(self.n_neighbors, "n_neighbors", who="ReferenceKNN")
         if len(train) <= self.n_neighbors:
             raise ConfigError(f"ReferenceKNN: n_neighbors={self.n_neighbors} needs more than {self.n_neighbors} "
                               f"training clips, got {len(train)}.")

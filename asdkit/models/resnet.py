@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from asdkit.errors import ConfigError
+from asdkit.presets import check_integer
 
 __all__ = ["BasicBlock", "ResNet18"]
 
@@ -64,8 +65,7 @@ class ResNet18(nn.Module):
 
     def __init__(self, width: int = 64, in_channels: int = 1):
         super().__init__()
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ConfigError(f"ResNet18 width={width!r}: must be a positive integer.")
+        check_integer(width, "width", who="ResNet18")
         self.width = width
         self.embedding_dim = 8 * width
         self.stem = nn.Sequential(

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
 from asdkit.evaluation.metrics import as_labels
+from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
 
 __all__ = ["plot_log_mel", "plot_band_profiles", "plot_embedding", "plot_attribute_counts", "plot_roc",
            "plot_score_histogram", "plot_history", "plot_jobs"]

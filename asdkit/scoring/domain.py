@@ -10,11 +10,13 @@ not win by scale alone.
 from __future__ import annotations
 
 import copy
+
 import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
 from asdkit.scoring.mahalanobis import DOMAINS, domain_array
 from asdkit.scoring.normalize import ScoreNormalizer, check_prior, shrink_domains
+from asdkit.scoring.protocol import TrainingScorer
 
 __all__ = ["SelectiveScorer", "DomainKNNScorer"]
 
@@ -72,7 +74,7 @@ class SelectiveScorer:
             scorer = copy.deepcopy(self.backend).fit(E[doms == d])
             self.scorers_[d] = scorer
             if self.standardize:
-                own = scorer.training_scores() if hasattr(scorer, "training_scores") \
+                own = scorer.training_scores() if isinstance(scorer, TrainingScorer) \
                     else scorer.score_samples(E[doms == d])
                 self.normalizers_[d] = ScoreNormalizer().fit(own)
         return self

@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
+from asdkit.presets import check_integer
 from asdkit.scoring.mahalanobis import DOMAINS, StreamingMoments, domain_chunks, iter_chunks, psd_inverse
 
 __all__ = ["FrameMahalanobisScorer"]
@@ -113,14 +114,9 @@ class FrameMahalanobisScorer:
         -------
         self
         """
-        if isinstance(self.block_size, bool) or not isinstance(self.block_size, (int, np.integer)) \
-                or self.block_size < 1:
-            raise ConfigError(f"FrameMahalanobisScorer: block_size={self.block_size!r} must be a positive integer.")
-        if self.batch_size is not None and (isinstance(self.batch_size, bool)
-                                            or not isinstance(self.batch_size, (int, np.integer))
-                                            or self.batch_size < 1):
-            raise ConfigError(f"FrameMahalanobisScorer: batch_size={self.batch_size!r} must be a positive integer "
-                              "or None.")
+        check_integer(self.block_size, "block_size", who="FrameMahalanobisScorer")
+        if self.batch_size is not None:
+            check_integer(self.batch_size, "batch_size", who="FrameMahalanobisScorer", hint="or None")
         if not 0 <= self.holdout < 1:
             raise ConfigError(f"FrameMahalanobisScorer: holdout={self.holdout!r} must lie in [0, 1).")
         moments: dict[str, StreamingMoments] = {}

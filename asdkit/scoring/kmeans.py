@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
+from asdkit.presets import check_integer
 from asdkit.scoring.normalize import ScoreNormalizer, check_prior, shrink_toward
 
 __all__ = ["KMeansTargetScorer", "unit_rows"]
@@ -116,11 +117,8 @@ class KMeansTargetScorer:
         -------
         self
         """
-        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, (int, np.integer)) \
-                or self.n_clusters < 1:
-            raise ConfigError(f"KMeansTargetScorer: n_clusters={self.n_clusters!r} must be a positive integer.")
-        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2:
-            raise ConfigError(f"KMeansTargetScorer: n_folds={self.n_folds!r} must be an integer >= 2.")
+        check_integer(self.n_clusters, "n_clusters", who="KMeansTargetScorer")
+        check_integer(self.n_folds, "n_folds", low=2, who="KMeansTargetScorer")
         check_prior(self.target_prior)
         E = unit_rows(np.asarray(X, dtype=np.float32))
         dom = np.asarray(domains, dtype=object)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from asdkit.errors import ConfigError, NotFittedError
+from asdkit.presets import check_integer, is_integer
 
 __all__ = ["KNNScorer", "METRICS"]
 
@@ -63,9 +64,7 @@ class KNNScorer:
         """
         from sklearn.neighbors import NearestNeighbors
 
-        if isinstance(self.n_neighbors, bool) or not isinstance(self.n_neighbors, (int, np.integer)) \
-                or self.n_neighbors < 1:
-            raise ConfigError(f"KNNScorer: n_neighbors={self.n_neighbors!r} must be a positive integer.")
+        check_integer(self.n_neighbors, "n_neighbors", who="KNNScorer")
         if self.metric not in METRICS:
             raise ConfigError(f"KNNScorer: metric={self.metric!r}; choose one of {list(METRICS)}.")
         E = np.asarray(X, dtype=np.float32)
@@ -100,7 +99,7 @@ class KNNScorer:
         d, _ = self.nn_.kneighbors(E, n_neighbors=self.n_neighbors)
         return d.mean(axis=1)
 
-    def training_scores(self, n: int | None = None) -> np.ndarray:
+    def training_scores(self, *, n: int | None = None) -> np.ndarray:
         """Leave-one-group-out scores of the first ``n`` training embeddings (default: all).
 
         Each of them is scored against the others of **other groups** among
@@ -117,7 +116,7 @@ class KNNScorer:
         if not hasattr(self, "nn_"):
             raise NotFittedError("KNNScorer is not fitted: call fit(train_embeddings) first.")
         n = len(self.embeddings_) if n is None else n
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not self.n_neighbors < n <= len(self.embeddings_):
+        if not is_integer(n) or not self.n_neighbors < n <= len(self.embeddings_):
             raise ConfigError(f"KNNScorer.training_scores: n={n!r} must be an integer in "
                               f"({self.n_neighbors}, {len(self.embeddings_)}] (more than n_neighbors, at most the "
                               "training embeddings).")

@@ -20,13 +20,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from asdkit.constants import DOMAINS
 from asdkit.errors import ConfigError, NotFittedError
 
 __all__ = ["DOMAINS", "iter_chunks", "domain_chunks", "check_dim", "domain_array", "StreamingMoments", "MSEScorer",
            "MahalanobisScorer", "SelectiveMahalanobisScorer", "COVARIANCES", "psd_inverse"]
 
-#: Domain names, in the order of the per-domain statistics.
-DOMAINS = ("source", "target")
 #: Covariance estimates the Mahalanobis scorers know.
 COVARIANCES = ("ledoit_wolf", "empirical")
 

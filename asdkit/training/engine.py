@@ -52,9 +52,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from asdkit.io import atomic_write_bytes
 from asdkit.errors import ConfigError
-from asdkit.presets import check_integers
+from asdkit.io import atomic_write_bytes
+from asdkit.presets import check_integers, check_seed
+from asdkit.runtime import select_device, show_progress
 
 __all__ = ["select_device", "TrainConfig", "History", "fit", "seeded", "CHECKPOINT_NAME", "load_checkpoint"]
 
@@ -69,45 +70,6 @@ _STREAM_SPLIT, _STREAM_SAMPLER, _STREAM_TORCH, _STREAM_INIT = 0, 1, 2, 3
 
 
 # --------------------------------------------------------------------------- device
-def select_device(name: str | torch.device = "auto") -> torch.device:
-    """Resolve a device name.
-
-    Parameters
-    ----------
-    name : str or torch.device, default "auto"
-        ``"auto"`` picks CUDA when a GPU is present, else CPU; ``"cpu"``,
-        ``"cuda"``, ``"cuda:1"`` etc. are taken as asked.
-
-    Returns
-    -------
-    torch.device
-
-    Raises
-    ------
-    ConfigError
-        ``"cuda"`` is asked but no CUDA device is present, the CUDA index does
-        not exist, or the name is not a device.
-    """
-    if isinstance(name, torch.device):
-        dev = name
-    elif name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            dev = torch.device(name)
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"device={name!r} is not a device name; use 'auto', 'cpu' or 'cuda[:index]'.") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={str(dev)!r} was asked for, but no CUDA device is present (torch "
-                              f"{torch.__version__}). Use device='auto' or 'cpu'.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device={str(dev)!r}: only {torch.cuda.device_count()} CUDA device(s) present.")
-    elif dev.type != "cpu":
-        raise ConfigError(f"device={str(dev)!r}: asdkit trains on 'cpu' or 'cuda' only.")
-    return dev
-
-
 # --------------------------------------------------------------------------- config and history
 @dataclass(frozen=True)
 class TrainConfig:
@@ -234,8 +196,7 @@ def seeded(seed: int):
     independent of the streams :func:`fit` uses) inside
     :func:`torch.random.fork_rng`; build the model on the CPU, then move it.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed={seed!r}: must be a non-negative integer.")
+    check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(_derive_seed(seed, _STREAM_INIT))
         yield
@@ -302,8 +263,6 @@ def _amp_settings(config: TrainConfig, device: torch.device) -> tuple[bool, torc
     return True, torch.float16, True
 
 
-def _progress_on(config: TrainConfig) -> bool:
-    return bool(config.progress) and not os.environ.get("CI")
 
 
 def _checkpoint_path(config: TrainConfig) -> Path | None:
@@ -454,22 +413,10 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
         if dev.type == "cuda":
             with torch.cuda.device(dev):
                 torch.cuda.manual_seed(_derive_seed(config.seed, _STREAM_TORCH))
+        step = _Step(model, loss_fn, optimizer, scaler, dev,
+                     (lambda: torch.autocast(dev.type, dtype=amp_dtype)) if autocast_on else contextlib.nullcontext)
         if ckpt is not None and ckpt.is_file():
-            state = load_checkpoint(ckpt)
-            _check_resumable(state, config, ckpt)
-            if state.get("n_items") != n_total:
-                raise ConfigError(f"{str(ckpt)!r} was written for a dataset of {state.get('n_items')} items, "
-                                  f"this one has {n_total}. Use another checkpoint_dir for other data.")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            sampler_gen.set_state(state["sampler_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            if dev.type == "cuda" and state["cuda_rng"] is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], dev)
-            history = History.from_dict(state["history"])
-            start = int(state["epoch"])
-
+            history, start = _resume(ckpt, config, n_total, step, sampler_gen)
         loader = DataLoader(train_ds, batch_size=config.batch_size,
                             sampler=RandomSampler(train_ds, generator=sampler_gen), generator=sampler_gen,
                             num_workers=config.num_workers, pin_memory=dev.type == "cuda", drop_last=False)
@@ -479,56 +426,96 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
 
         from tqdm.auto import tqdm
 
-        show = _progress_on(config)
-        ctx = (lambda: torch.autocast(dev.type, dtype=amp_dtype)) if autocast_on else contextlib.nullcontext
+        show = show_progress(config.progress)
         epoch_bar = tqdm(total=config.epochs, initial=start, desc="epochs", unit="epoch", disable=not show)
         try:
             for epoch in range(start, config.epochs):
                 t0 = time.perf_counter()
-                model.train()
-                total = torch.zeros((), dtype=torch.float64, device=dev)
-                seen = 0
-                sums: dict[str, list[float]] = {}
-                batch_bar = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not show)
-                for batch in batch_bar:
-                    n = _batch_len(batch)
-                    if n < 2:
-                        continue
-                    batch = _to_device(batch, dev)
-                    with ctx():
-                        loss, stats = _step(loss_fn, model, batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    total += loss.detach().double() * n
-                    seen += n
-                    _accumulate(sums, stats, n)
-                batch_bar.close()
-                train_loss = float(total) / max(seen, 1)
+                batches = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not show)
+                train_loss, stats = step.epoch(batches)
                 if not np.isfinite(train_loss):
                     raise ConfigError(f"training diverged: the loss of epoch {epoch + 1} is {train_loss}. "
                                       f"Lower TrainConfig.lr (now {config.lr}) or check the data for NaN.")
-                val_loss = _evaluate(model, loss_fn, val_loader, dev, ctx) if val_loader is not None else float("nan")
+                val_loss = (_evaluate(model, loss_fn, val_loader, dev, step.autocast) if val_loader is not None
+                            else float("nan"))
                 history.train_loss.append(train_loss)
                 history.val_loss.append(val_loss)
                 history.epoch_seconds.append(time.perf_counter() - t0)
-                history.stats.append({k: (s / w if w else float("nan")) for k, (s, w) in sums.items()})
+                history.stats.append(stats)
                 epoch_bar.update()
                 epoch_bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
                 if ckpt is not None:
                     _save_checkpoint(ckpt, epoch=epoch + 1, n_items=n_total, config=config, history=history,
                                      model=model, optimizer=optimizer, scaler=scaler, sampler_gen=sampler_gen,
                                      device=dev)
-                stop = False
-                for cb in callbacks:
-                    stop = bool(cb(epoch + 1, history, model)) or stop
-                if stop:
+                if _any_stops(callbacks, epoch + 1, history, model):
                     break
         finally:
             epoch_bar.close()
     model.eval()
     return history
+
+
+@dataclass
+class _Step:
+    """What one optimisation step needs: the model, its loss, the optimiser and gradient scaler, the device."""
+
+    model: torch.nn.Module
+    loss_fn: Callable
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    autocast: Callable[[], Any]
+
+    def epoch(self, batches) -> tuple[float, dict[str, float]]:
+        """One pass over ``batches``: the mean loss over the items and the mean of each statistic."""
+        self.model.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        seen = 0
+        sums: dict[str, list[float]] = {}
+        for batch in batches:
+            n = _batch_len(batch)
+            if n < 2:
+                continue
+            batch = _to_device(batch, self.device)
+            with self.autocast():
+                loss, stats = _step(self.loss_fn, self.model, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += loss.detach().double() * n
+            seen += n
+            _accumulate(sums, stats, n)
+        if hasattr(batches, "close"):
+            batches.close()
+        return float(total) / max(seen, 1), {k: (s / w if w else float("nan")) for k, (s, w) in sums.items()}
+
+
+def _resume(ckpt: Path, config: TrainConfig, n_total: int, step: _Step,
+            sampler_gen: torch.Generator) -> tuple[History, int]:
+    """Restore the model, optimiser, scaler and random states of a checkpoint; its history and epoch."""
+    state = load_checkpoint(ckpt)
+    _check_resumable(state, config, ckpt)
+    if state.get("n_items") != n_total:
+        raise ConfigError(f"{str(ckpt)!r} was written for a dataset of {state.get('n_items')} items, "
+                          f"this one has {n_total}. Use another checkpoint_dir for other data.")
+    step.model.load_state_dict(state["model"])
+    step.optimizer.load_state_dict(state["optimizer"])
+    step.scaler.load_state_dict(state["scaler"])
+    sampler_gen.set_state(state["sampler_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    if step.device.type == "cuda" and state["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], step.device)
+    return History.from_dict(state["history"]), int(state["epoch"])
+
+
+def _any_stops(callbacks, epoch: int, history: History, model: torch.nn.Module) -> bool:
+    """Call every callback (all of them, even after one asks to stop); True when any asks to stop."""
+    stop = False
+    for cb in callbacks:
+        stop = bool(cb(epoch, history, model)) or stop
+    return stop
 
 
 def _step(loss_fn, model, batch) -> tuple[torch.Tensor, dict]:

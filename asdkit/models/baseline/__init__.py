@@ -52,8 +52,14 @@ from __future__ import annotations
 
 from asdkit.models.baseline.config import BASELINE_PRESETS, EPS, BaselineConfig, baseline_config
 from asdkit.models.baseline.detector import AutoencoderBaseline
-from asdkit.models.baseline.features import (FrameDataset, average_frame_vectors, baseline_log_mel, frame_vectors,
-                                             log_mel_batches, torch_frame_vectors)
+from asdkit.models.baseline.features import (
+                                             FrameDataset,
+                                             average_frame_vectors,
+                                             baseline_log_mel,
+                                             frame_vectors,
+                                             log_mel_batches,
+                                             torch_frame_vectors,
+)
 from asdkit.models.baseline.torch_model import AEOutput, DenseAE
 from asdkit.models.baseline.train import ae_loss, ae_optimizer
 from asdkit.scoring.frames import FrameMahalanobisScorer

@@ -1,10 +1,9 @@
 """Settings of the autoencoder baseline: :class:`BaselineConfig`, the named presets and :func:`baseline_config`."""
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass
 
-
+from asdkit.constants import EPS
 from asdkit.data.channels import check_channels, n_channels
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FeatureConfig
@@ -13,8 +12,6 @@ from asdkit.training.engine import TrainConfig
 
 __all__ = ["EPS", "BaselineConfig", "BASELINE_PRESETS", "baseline_config"]
 
-#: The log floor of the official baseline (``sys.float_info.epsilon``).
-EPS = sys.float_info.epsilon
 
 
 @dataclass(frozen=True)

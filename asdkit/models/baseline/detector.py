@@ -19,13 +19,14 @@ from asdkit.data.dataset import clip_table
 from asdkit.errors import ConfigError
 from asdkit.models.base import Detector, check_seed
 from asdkit.models.baseline.config import BaselineConfig, baseline_config
-from asdkit.models.baseline.features import (FrameDataset, average_frame_vectors, log_mel_batches,
-                                             torch_frame_vectors)
+from asdkit.models.baseline.features import FrameDataset, average_frame_vectors, log_mel_batches, torch_frame_vectors
 from asdkit.models.baseline.torch_model import DenseAE
 from asdkit.models.baseline.train import ae_loss, ae_optimizer
+from asdkit.presets import check_integer
 from asdkit.scoring.frames import FrameMahalanobisScorer
 from asdkit.scoring.mahalanobis import COVARIANCES, DOMAINS, MSEScorer, SelectiveMahalanobisScorer, domain_array
-from asdkit.training.engine import History, fit as engine_fit, seeded, select_device
+from asdkit.training.engine import History, seeded, select_device
+from asdkit.training.engine import fit as engine_fit
 
 __all__ = ["AutoencoderBaseline"]
 
@@ -138,9 +139,7 @@ class AutoencoderBaseline(Detector):
         if self.covariance not in COVARIANCES:
             raise ConfigError(f"covariance={self.covariance!r}: choose one of {list(COVARIANCES)}.")
         check_seed(self.seed)
-        if isinstance(self.batch_clips, bool) or not isinstance(self.batch_clips, (int, np.integer)) \
-                or self.batch_clips < 1:
-            raise ConfigError(f"batch_clips={self.batch_clips!r}: must be a positive integer.")
+        check_integer(self.batch_clips, "batch_clips", who="AutoencoderBaseline")
         return baseline_config(self.preset)
 
     @staticmethod

@@ -15,14 +15,23 @@ AdaCos), :mod:`~asdkit.models.classifier.train` (Mixup, FeatEx, the training
 step, :func:`train_classifier`) and :mod:`~asdkit.models.classifier.detector`
 (:class:`ClassifierDetector`, what ``asdkit run --system classifier`` uses).
 """
-from asdkit.models.classifier.config import (BRANCH_VARIANTS, BRANCHES, CLASSIFIER_PRESETS,  # noqa: F401
-                                             ClassifierConfig, classifier_config)
-from asdkit.models.classifier.labels import class_labels  # noqa: F401
-from asdkit.models.classifier.torch_model import (ClassifierNet, ClassifierWithLoss, FFTBranch,  # noqa: F401
-                                                  SpectrogramBranch, SubClusterAdaCos)
-from asdkit.models.classifier.train import (ClassifierModel, featex, train_classifier,  # noqa: F401
-                                            waveform_mixup)
+from asdkit.models.classifier.config import (  # noqa: F401
+                                             BRANCH_VARIANTS,
+                                             BRANCHES,
+                                             CLASSIFIER_PRESETS,
+                                             ClassifierConfig,
+                                             classifier_config,
+)
 from asdkit.models.classifier.detector import ClassifierDetector  # noqa: F401
+from asdkit.models.classifier.labels import class_labels  # noqa: F401
+from asdkit.models.classifier.torch_model import (  # noqa: F401
+                                             ClassifierNet,
+                                             ClassifierWithLoss,
+                                             FFTBranch,
+                                             SpectrogramBranch,
+                                             SubClusterAdaCos,
+)
+from asdkit.models.classifier.train import ClassifierModel, featex, train_classifier, waveform_mixup  # noqa: F401
 
 __all__ = ["BRANCHES", "ClassifierConfig", "CLASSIFIER_PRESETS", "classifier_config", "BRANCH_VARIANTS",
            "class_labels", "FFTBranch", "SpectrogramBranch", "ClassifierNet", "SubClusterAdaCos",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-
 from asdkit.data.channels import check_channels
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
@@ -109,8 +108,8 @@ class ClassifierConfig:
         if self.featex and len(branches) < 2:
             raise ConfigError("ClassifierConfig: FeatEx exchanges branch embeddings and needs two branches or more; "
                               "set featex=False for a single branch.")
-        check_integers(self, ("width", "blocks", "fft_channels", "fft_pool", "phase_stride", "embedding_dim", "sub_clusters",
-                              "epochs", "batch_size", "crops_per_clip", "n_clusters", "n_models"))
+        check_integers(self, ("width", "blocks", "fft_channels", "fft_pool", "phase_stride", "embedding_dim",
+                              "sub_clusters", "epochs", "batch_size", "crops_per_clip", "n_clusters", "n_models"))
         for name in ("featex_p", "mixup_p"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v <= 1):

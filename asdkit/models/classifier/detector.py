@@ -136,6 +136,7 @@ class ClassifierDetector(Detector):
     """
 
     score_names = ("classifier", "classifier_domain", "classifier_kmeans")
+    capabilities = frozenset({"target_prior"})
     transient_params = Detector.transient_params + ("models",)
 
     def __init__(self, preset: str | ClassifierConfig = "quick", seed: int = 0, device: str = "auto", *,

@@ -22,7 +22,8 @@ from asdkit.models.base import check_seed
 from asdkit.models.classifier.config import ClassifierConfig, classifier_config
 from asdkit.models.classifier.labels import class_labels
 from asdkit.models.classifier.torch_model import ClassifierNet, ClassifierWithLoss, SubClusterAdaCos
-from asdkit.training.engine import History, TrainConfig, fit as engine_fit, seeded, select_device
+from asdkit.training.engine import History, TrainConfig, seeded, select_device
+from asdkit.training.engine import fit as engine_fit
 
 __all__ = ["waveform_mixup", "featex", "CropDataset", "load_standardized", "training_step", "ClassifierModel",
            "train_classifier", "epoch_frame"]

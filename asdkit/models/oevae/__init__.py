@@ -37,8 +37,14 @@ from asdkit.models.oevae.attributes import AttributeValues, attribute_values
 from asdkit.models.oevae.config import AUGMENTATION_VARIANTS, OEVAE_PRESETS, OEVAEConfig, oevae_config
 from asdkit.models.oevae.detector import OEVAEDetector
 from asdkit.models.oevae.torch_model import DomainVAE, MachineHead, OEVAENet, VAEOutput
-from asdkit.models.oevae.train import (OEVAEBatchLoss, SegmentDataset, oevae_loss, oevae_optimizer,
-                                       smote_segments, train_network)
+from asdkit.models.oevae.train import (
+                                       OEVAEBatchLoss,
+                                       SegmentDataset,
+                                       oevae_loss,
+                                       oevae_optimizer,
+                                       smote_segments,
+                                       train_network,
+)
 
 __all__ = [
     "OEVAEConfig", "OEVAE_PRESETS", "oevae_config", "AUGMENTATION_VARIANTS", "attribute_values", "AttributeValues",

@@ -119,7 +119,8 @@ def attribute_values(clips: pd.DataFrame, *, attribute: str | None = None, k_sca
                     attribute = n
                     break
         raw_all = [a.get(attribute) for a in attrs]
-        supplemental = (clips["pattern"] == "supplemental").to_numpy() if "pattern" in clips else np.zeros(len(attrs), bool)
+        supplemental = ((clips["pattern"] == "supplemental").to_numpy() if "pattern" in clips
+                        else np.zeros(len(attrs), bool))
         missing = np.array([r is None for r in raw_all])
         if (missing & ~supplemental).any() or missing.all():
             raise DatasetError(f"attribute {attribute!r} is missing from some clips' names.")

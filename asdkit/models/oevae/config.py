@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-
 from asdkit.data.channels import check_channels
 from asdkit.errors import ConfigError
 from asdkit.features.spectra import FEATURE_PRESETS, FeatureConfig
@@ -86,7 +85,8 @@ class OEVAEConfig:
         check_prior(self.target_prior, name="OEVAEConfig.target_prior")
         if self.features not in FEATURE_PRESETS:
             raise ConfigError(f"OEVAEConfig.features={self.features!r}: choose one of {sorted(FEATURE_PRESETS)}.")
-        check_integers(self, ("width", "vae_hidden", "latent", "n_zd", "epochs", "batch_size", "n_neighbors", "smote_k"))
+        check_integers(self, ("width", "vae_hidden", "latent", "n_zd", "epochs", "batch_size", "n_neighbors",
+                              "smote_k"))
         if self.n_zd >= self.latent:
             raise ConfigError(f"OEVAEConfig: n_zd={self.n_zd} must be smaller than latent={self.latent}.")
         if self.batch_size < 4 or self.batch_size % 2:

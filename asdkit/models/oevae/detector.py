@@ -15,6 +15,7 @@ from asdkit.models.oevae.attributes import AttributeValues, attribute_values
 from asdkit.models.oevae.config import OEVAEConfig, oevae_config
 from asdkit.models.oevae.torch_model import OEVAENet
 from asdkit.models.oevae.train import smote_segments, train_network
+from asdkit.presets import is_integer
 from asdkit.scoring.domain import DomainKNNScorer
 from asdkit.scoring.knn import KNNScorer
 from asdkit.scoring.normalize import ScoreNormalizer, shrink_domains
@@ -126,6 +127,7 @@ class OEVAEDetector(Detector):
     """
 
     score_names = ("oevae", "alpha", "beta", "oevae_pooled", "beta_pooled", "oevae_domain")
+    capabilities = frozenset({"target_prior"})
 
     def __init__(self, preset: str | OEVAEConfig = "quick", seed: int = 0, device: str = "auto", *,
                  score: str = "oevae", attribute: str | None = None, cache=None, progress: bool = False,
@@ -231,7 +233,7 @@ class OEVAEDetector(Detector):
         emb = self._embed_segments(segs)
         self.knn_ = KNNScorer(config.n_neighbors).fit(emb, groups=seg_clip)
         n_real = n_clips * n_seg
-        beta = self.knn_.training_scores(n_real).reshape(n_clips, n_seg).mean(axis=1)
+        beta = self.knn_.training_scores(n=n_real).reshape(n_clips, n_seg).mean(axis=1)
         alpha = self._alpha(emb[:n_real], n_clips, n_seg)
         self.normalizers_ = {"alpha": ScoreNormalizer().fit(alpha), "beta": ScoreNormalizer().fit(beta)}
         pooled = self.combine(self.normalizers_["alpha"].transform(alpha), self.normalizers_["beta"].transform(beta))
@@ -345,7 +347,7 @@ class OEVAEDetector(Detector):
             return self.knn_, self.normalizers_["beta"]
         knn = KNNScorer(k).fit(self.knn_.embeddings_, groups=self.knn_.groups_)
         n, s = self.n_train_, self.n_segments_
-        return knn, ScoreNormalizer().fit(knn.training_scores(n * s).reshape(n, s).mean(axis=1))
+        return knn, ScoreNormalizer().fit(knn.training_scores(n=n * s).reshape(n, s).mean(axis=1))
 
     def components(self, clips, ks: Sequence[int] = (1, 2, 4), *, pooled: bool = False) -> pd.DataFrame:
         """Standardised alpha and beta of each clip for several KNN neighbour counts (the w/k sweep's input).
@@ -378,8 +380,7 @@ class OEVAEDetector(Detector):
         """
         self.check_fitted()
         ks = list(ks)
-        bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1
-               or k >= self.knn_.embeddings_.shape[0]]
+        bad = [k for k in ks if not is_integer(k) or not 1 <= k < self.knn_.embeddings_.shape[0]]
         if bad or not ks:
             raise ConfigError(f"OEVAEDetector.components: ks={ks!r}; give positive integer neighbour counts "
                               f"below the {self.knn_.embeddings_.shape[0]} training segments.")

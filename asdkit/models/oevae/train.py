@@ -27,7 +27,8 @@ from torch import nn
 from asdkit.features.augment import mixup, smote
 from asdkit.models.oevae.config import OEVAEConfig
 from asdkit.models.oevae.torch_model import OEVAENet
-from asdkit.training.engine import History, TrainConfig, fit as engine_fit, seeded
+from asdkit.training.engine import History, TrainConfig, seeded
+from asdkit.training.engine import fit as engine_fit
 
 __all__ = ["oevae_loss", "OEVAEBatchLoss", "oevae_optimizer", "SegmentDataset", "smote_segments",
            "train_network", "epoch_frame"]

@@ -1,6 +1,6 @@
 """The synthetic machine types of the embedded dataset and how their sound is made.
 
-:func:`generate_clip` makes one clip in memory; :func:`asdkit.data.synth.synthesize`
+:func:`generate_clip` makes one clip in memory; :func:`asdkit.synth.synthesize`
 writes a whole dataset of them in the DCASE layout.
 
 Four machine types with different sound physics are registered in
@@ -70,6 +70,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 from scipy import fft as sp_fft
 
+from asdkit.constants import DOMAINS
 from asdkit.errors import ConfigError
 
 __all__ = [
@@ -79,7 +80,6 @@ __all__ = [
 ]
 
 #: The domains and labels of the clips, in the order of their ids in the clip seeds.
-DOMAINS = ("source", "target")
 LABELS = ("normal", "anomaly")
 _TWO_PI = 2.0 * np.pi
 _DOMAIN_ID = {d: i for i, d in enumerate(DOMAINS)}
@@ -372,7 +372,8 @@ def _render_gearbox(rng, arng, cond, anomaly, sev, n, sr):
     tonal += _tones(rng, shaft, shaft_db, sr, fs)
     tonal += db_gain(-22.0) * _steady_tones(rng, 100.0, [0.0], n, sr)  # motor hum
     noise_db = -14.0 + 0.06 * load + rng.normal(0.0, 0.7)
-    y = to_unit_rms(tonal) + db_gain(noise_db) * shaped_noise(rng, n, band_shape(n, sr, 80.0, 7000.0, 1.0) / np.sqrt(rfft_freqs(n, sr)))
+    pink = band_shape(n, sr, 80.0, 7000.0, 1.0) / np.sqrt(rfft_freqs(n, sr))
+    y = to_unit_rms(tonal) + db_gain(noise_db) * shaped_noise(rng, n, pink)
     if anomaly == "lubrication":
         y = y + db_gain(-28.0 + 14.0 * sev) * shaped_noise(arng, n, band_shape(n, sr, 2000.0, 6000.0, 2.0))
     if anomaly == "chipped_tooth":

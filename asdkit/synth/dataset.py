@@ -12,9 +12,9 @@ on the real data, without a download. :func:`generate_clip` makes one clip in
 memory, for notebooks and tests.
 
 The machine types and how their sound is made live in
-:mod:`asdkit.data.machines` (:data:`MACHINES`, :func:`generate_clip`); the
+:mod:`asdkit.synth.machines` (:data:`MACHINES`, :func:`generate_clip`); the
 DCASE 2025 and 2026 variants of the dataset (supplemental clips, two
-microphones) in :mod:`asdkit.data.synth_years`. As in DCASE, the source domain
+microphones) in :mod:`asdkit.synth.years`. As in DCASE, the source domain
 has several operating conditions and 990 training clips, the target domain
 other conditions and 10.
 
@@ -49,11 +49,21 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from asdkit.errors import ConfigError, DatasetError
-from asdkit.io import atomic_write_bytes, atomic_write_text
-from asdkit.data.machines import (BACKGROUNDS, DOMAINS, LABELS, MACHINES, MICROPHONES, MachineSpec,  # noqa: F401
-                                  generate_clip, machine_spec)
 from asdkit.data.names import NO_ATTRIBUTE, format_filename
+from asdkit.errors import ConfigError, DatasetError
+from asdkit.io import atomic_write_bytes, atomic_write_text, dir_mode, replace_dir
+from asdkit.presets import check_integer, check_seed
+from asdkit.runtime import show_progress
+from asdkit.synth.machines import (  # noqa: F401
+    BACKGROUNDS,
+    DOMAINS,
+    LABELS,
+    MACHINES,
+    MICROPHONES,
+    MachineSpec,
+    generate_clip,
+    machine_spec,
+)
 
 __all__ = [
     "SynthPreset", "PRESETS", "MachineSpec", "MACHINES", "BACKGROUNDS", "MICROPHONES",
@@ -94,9 +104,7 @@ class SynthPreset:
     def __post_init__(self):
         for name in ("n_source_train", "n_target_train", "n_test_per_cell"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= 9999:
-                raise ConfigError(f"SynthPreset.{name}={value!r}: must be an integer from 1 to 9999 "
-                                  "(file names carry four-digit indices).")
+            check_integer(value, f"SynthPreset.{name}", high=9999, hint="file names carry four-digit indices")
         if (not isinstance(self.clip_seconds, (int, float, np.integer, np.floating))
                 or isinstance(self.clip_seconds, bool) or not 1.0 <= self.clip_seconds <= 60.0):
             raise ConfigError(f"SynthPreset.clip_seconds={self.clip_seconds!r}: must be between 1 and 60 s.")
@@ -165,7 +173,10 @@ def _to_pcm16(y: np.ndarray) -> np.ndarray:
 
 
 def _write_wav(path: Path, y: np.ndarray, sr: int) -> None:
-    """Write a 16-bit PCM wav atomically (:func:`asdkit.io.atomic_write_bytes`); ``y`` of shape (n,) or (channels, n)."""
+    """Write a 16-bit PCM wav atomically (:func:`asdkit.io.atomic_write_bytes`).
+
+    ``y`` has shape (n,) or (channels, n).
+    """
     buf = io.BytesIO()
     sf.write(buf, _to_pcm16(y).T, sr, subtype="PCM_16", format="WAV")
     atomic_write_bytes(path, buf.getvalue())
@@ -188,9 +199,9 @@ def clip_plan(spec: MachineSpec, preset: SynthPreset, *, year: int | None = None
     """The clips of one machine: (split, domain, label, index, condition), in a fixed order.
 
     For ``year=2026`` the conditions are crossed with the domain's noise scenes
-    (:func:`asdkit.data.synth_years.conditions_2026`).
+    (:func:`asdkit.synth.years.conditions_2026`).
     """
-    from asdkit.data.synth_years import conditions_2026
+    from asdkit.synth.years import conditions_2026
 
     cells = [("train", "source", "normal", preset.n_source_train),
              ("train", "target", "normal", preset.n_target_train)]
@@ -226,7 +237,7 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
     year : {None, 2024, 2025, 2026}, default None
         None and 2024: the default data. 2025: the same clips (the same bytes) plus a ``supplemental/``
         folder per machine type of machine-only and noise-only clips. 2026: two-channel clips (near and
-        far microphone) with a noise scene per domain (:mod:`asdkit.data.synth_years`).
+        far microphone) with a noise scene per domain (:mod:`asdkit.synth.years`).
 
     Returns
     -------
@@ -253,7 +264,7 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
     name and renamed, so an interruption never leaves a half-written machine
     folder (a stale temporary folder is removed by the next run).
     """
-    from asdkit.data import synth_years as years
+    from asdkit.synth import years
 
     cfg = synth_preset(preset)
     if year not in years.YEARS:
@@ -267,8 +278,7 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
         specs = [machine_spec(m) for m in dict.fromkeys(machines)]
         if not specs:
             raise ConfigError(f"machines is empty; choose some of {list(MACHINES)} or pass None for all.")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed={seed!r}: must be a non-negative integer.")
+    check_seed(seed)
     raw = Path(root) / "dev_data" / "raw"
     for spec in specs:
         if (raw / spec.name).exists() and not overwrite:
@@ -276,7 +286,7 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
                                "or choose another root.")
     raw.mkdir(parents=True, exist_ok=True)
 
-    quiet = not progress or bool(os.environ.get("CI"))
+    quiet = not show_progress(progress)
     from tqdm.auto import tqdm
     n_sup = years.n_supplemental(cfg) if year == 2025 else 0
     per_machine = cfg.clips_per_machine + 2 * n_sup
@@ -323,14 +333,8 @@ def synthesize(root: str | Path, *, preset: str | SynthPreset = "quick", seed: i
                             condition=info["condition"], anomaly=None, severity=float("nan")))
                         bar.update()
                 _write_attributes_csv(tmp / "attributes_00.csv", spec.name, csv_rows)
-                final = raw / spec.name
-                if final.exists():
-                    old = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-old-", dir=raw))
-                    os.replace(final, old / spec.name)
-                    os.replace(tmp, final)
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    os.replace(tmp, final)
+                os.chmod(tmp, dir_mode())
+                replace_dir(tmp, raw / spec.name)
                 rows.extend(machine_rows)
             finally:
                 if tmp.exists():

@@ -27,13 +27,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import fft as sp_fft
 
-from asdkit.data import machines
 from asdkit.errors import ConfigError
+from asdkit.synth import machines
 
 __all__ = ["YEARS", "NOISE_SCENES", "SCENES_BY_DOMAIN", "SUPPLEMENTAL_KINDS", "generate_two_channel",
            "generate_supplemental", "supplemental_seed", "supplemental_name", "conditions_2026", "n_supplemental"]
 
-#: The years :func:`asdkit.data.synth.synthesize` can write: None and 2024 give the default data.
+#: The years :func:`asdkit.synth.synthesize` can write: None and 2024 give the default data.
 YEARS = (None, 2024, 2025, 2026)
 #: Kinds of 2025 supplemental clips.
 SUPPLEMENTAL_KINDS = ("machine", "noise")
@@ -60,7 +60,8 @@ def _scene_hall(rng, n, sr):
 
 
 def _scene_ventilation(rng, n, sr):
-    babble = machines.shaped_noise(rng, n, machines.band_shape(n, sr, 300.0, 3000.0, 1.5)) * (0.5 + machines.burst_envelope(rng, n, sr, 3.0, (0.1, 0.4)))
+    voices = machines.shaped_noise(rng, n, machines.band_shape(n, sr, 300.0, 3000.0, 1.5))
+    babble = voices * (0.5 + machines.burst_envelope(rng, n, sr, 3.0, (0.1, 0.4)))
     return machines.to_unit_rms(machines.bg_ventilation(rng, n, sr) + 0.7 * machines.to_unit_rms(babble))
 
 
@@ -101,7 +102,7 @@ def generate_two_channel(machine: str, *, domain: str = "source", label: str = "
                          severity: float | None = None, return_info: bool = False):
     """Synthesise one two-channel (near, far) clip of the 2026 kind in memory.
 
-    The arguments are those of :func:`asdkit.data.synth.generate_clip`; ``attributes`` may also name the
+    The arguments are those of :func:`asdkit.synth.generate_clip`; ``attributes`` may also name the
     noise scene (``noise``: one of :data:`NOISE_SCENES`), which is otherwise drawn from the domain's scenes.
 
     Returns
@@ -133,7 +134,8 @@ def generate_two_channel(machine: str, *, domain: str = "source", label: str = "
     make_scene, (lo, hi) = NOISE_SCENES[scene]
     level = machines.db_gain(-rng.uniform(lo, hi))
     noise = make_scene(rng, n, sr)
-    diffuse = [machines.shaped_noise(rng, n, machines.band_shape(n, sr, 30.0, 7500.0) / np.sqrt(machines.rfft_freqs(n, sr))) for _ in range(2)]
+    pink = machines.band_shape(n, sr, 30.0, 7500.0) / np.sqrt(machines.rfft_freqs(n, sr))
+    diffuse = [machines.shaped_noise(rng, n, pink) for _ in range(2)]
     near = (m + local + level * _path(noise, sr, delay_s=rng.uniform(0.002, 0.008), gain_db=0.0, cutoff_hz=5000.0)
             + level * machines.db_gain(-10.0) * diffuse[0])
     far_scene = level * machines.db_gain(rng.uniform(*FAR_SCENE_DB))
