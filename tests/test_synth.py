@@ -79,7 +79,7 @@ def test_target_conditions_differ_from_source():
 def test_target_training_clips_spread_over_many_conditions():
     # like real DCASE targets: the ten target training clips cover eight
     # conditions, so their own statistics describe the domain loosely
-    from asdkit.data.synth import clip_plan
+    from asdkit.synth.dataset import clip_plan
     for spec in MACHINES.values():
         assert len(spec.conditions("target")) >= 8, spec.name
         conds = {tuple(sorted(c.items())) for split, domain, _, _, c in clip_plan(spec, PRESETS["paper"])
