@@ -61,7 +61,6 @@ detectable.
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -72,228 +71,37 @@ from scipy import fft as sp_fft
 
 from asdkit.constants import DOMAINS
 from asdkit.errors import ConfigError
+from asdkit.synth.signals import (
+    BACKGROUNDS,
+    MICROPHONES,
+    TWO_PI,
+    band_shape,
+    bump,
+    burst_envelope,
+    db_gain,
+    gate,
+    mic_response,
+    place,
+    random_walk,
+    rfft_freqs,
+    ring,
+    rms,
+    rotation_phase,
+    shaped_noise,
+    steady_tones,
+    to_unit_rms,
+    tones,
+)
 
-__all__ = [
-    "MachineSpec", "MACHINES", "BACKGROUNDS", "MICROPHONES", "DOMAINS", "LABELS", "generate_clip", "machine_spec",
-    "machine_part", "MachinePart", "set_level", "mic_response", "db_gain", "to_unit_rms", "rms", "rfft_freqs",
-    "band_shape", "shaped_noise", "burst_envelope", "bg_hall", "bg_workshop", "bg_ventilation",
-]
+__all__ = ["MachineSpec", "MACHINES", "BACKGROUNDS", "MICROPHONES", "DOMAINS", "LABELS", "generate_clip",
+           "machine_spec", "machine_part", "MachinePart", "set_level"]
 
 #: The domains and labels of the clips, in the order of their ids in the clip seeds.
 LABELS = ("normal", "anomaly")
-_TWO_PI = 2.0 * np.pi
 _DOMAIN_ID = {d: i for i, d in enumerate(DOMAINS)}
 _LABEL_ID = {lab: i for i, lab in enumerate(LABELS)}
 #: Peak level the written clips never exceed (-1 dBFS), so int16 never clips.
 _PEAK_LIMIT = 10 ** (-1.0 / 20)
-
-
-# --------------------------------------------------------------------------- signal helpers
-def rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x)))) + 1e-12
-
-
-def to_unit_rms(x: np.ndarray) -> np.ndarray:
-    """Scale to unit RMS."""
-    return x / rms(x)
-
-
-def db_gain(value: float) -> float:
-    return 10.0 ** (value / 20.0)
-
-
-@functools.lru_cache(maxsize=8)
-def rfft_freqs(n: int, sr: int) -> np.ndarray:
-    """rfft bin frequencies (Hz), with bin 0 set to bin 1 so that log-frequency shapes stay finite."""
-    f = np.fft.rfftfreq(n, 1.0 / sr)
-    f[0] = f[1] if len(f) > 1 else 1.0
-    f.flags.writeable = False
-    return f
-
-
-@functools.lru_cache(maxsize=64)
-def _band_cached(n: int, sr: int, lo: float, hi: float, order: float) -> np.ndarray:
-    f = rfft_freqs(n, sr)
-    out = 1.0 / np.sqrt((1.0 + (lo / f) ** (2 * order)) * (1.0 + (f / hi) ** (2 * order)))
-    out.flags.writeable = False
-    return out
-
-
-def band_shape(n: int, sr: int, lo: float, hi: float, order: float = 2.0) -> np.ndarray:
-    """Smooth band-pass magnitude over the rfft bins of ``n`` samples (Butterworth-like shoulders)."""
-    return _band_cached(n, sr, float(lo), float(hi), float(order))
-
-
-@functools.lru_cache(maxsize=8)
-def _log2_freqs(n: int, sr: int) -> np.ndarray:
-    out = np.log2(rfft_freqs(n, sr))
-    out.flags.writeable = False
-    return out
-
-
-def _bump(n: int, sr: int, fc: float, octaves: float, gain_db: float) -> np.ndarray:
-    """Gain (linear) of a Gaussian bump of ``gain_db`` on a log-frequency axis, centred at ``fc``."""
-    x = (_log2_freqs(n, sr) - np.log2(fc)) / octaves
-    return np.exp(gain_db * np.log(10.0) / 20.0 * np.exp(-0.5 * x * x))
-
-
-def shaped_noise(rng: np.random.Generator, n: int, shape: np.ndarray) -> np.ndarray:
-    """Noise with the magnitude spectrum ``shape`` (over rfft bins) and random phases, unit RMS."""
-    angle = rng.random(len(shape)).astype(np.float32) * np.float32(_TWO_PI)
-    spec = shape * (np.cos(angle) + 1j * np.sin(angle))
-    spec[0] = 0.0
-    return to_unit_rms(sp_fft.irfft(spec, n))
-
-
-def _walk(rng: np.random.Generator, n: int, sr: int, rate: float) -> np.ndarray:
-    """Slow random fluctuation of unit standard deviation, changing about ``rate`` times a second."""
-    k = int(n / sr * rate) + 2
-    points = rng.standard_normal(k)
-    step = 16
-    coarse = np.interp(np.linspace(0.0, k - 1.0, n // step + 1), np.arange(k), points)
-    return np.repeat(coarse, step)[:n]
-
-
-def _phase(rng: np.random.Generator, f0: float, n: int, sr: int, jitter: float, rate: float) -> np.ndarray:
-    """Running phase (rad) of a rotation at ``f0`` Hz whose speed wanders by ``jitter`` (relative)."""
-    inst = f0 * (1.0 + jitter * _walk(rng, n, sr, rate))
-    return _TWO_PI * np.cumsum(inst) / sr + rng.uniform(0.0, _TWO_PI)
-
-
-def _tones(rng: np.random.Generator, phase: np.ndarray, levels_db: Sequence[float], sr: int,
-           f0: float) -> np.ndarray:
-    """Harmonic series ``sum_h 10**(level_h/20) sin(h * phase + random)`` for h = 1, 2, ...
-
-    Harmonics above 0.45 ``sr`` (at the nominal fundamental ``f0``) are left out.
-    Computed with complex powers of ``exp(i phase)`` (one cosine and one sine in
-    all), which is much faster than a sine per harmonic.
-    """
-    cycles = phase * (1.0 / _TWO_PI)
-    wrapped = ((cycles - np.floor(cycles)) * _TWO_PI).astype(np.float32)
-    z = np.empty(len(phase), dtype=np.complex64)
-    z.real, z.imag = np.cos(wrapped), np.sin(wrapped)
-    return _harmonics(rng, z, levels_db, sr, f0)
-
-
-@functools.lru_cache(maxsize=8)
-def _carrier(n: int, sr: int, f0: float) -> np.ndarray:
-    """``exp(i 2 pi f0 t)`` over ``n`` samples (a steady tone, e.g. mains hum), read-only."""
-    z = np.exp(1j * _TWO_PI * f0 * np.arange(n) / sr).astype(np.complex64)
-    z.flags.writeable = False
-    return z
-
-
-def _steady_tones(rng: np.random.Generator, f0: float, levels_db: Sequence[float], n: int, sr: int) -> np.ndarray:
-    """Like :func:`_tones` for a fundamental of constant frequency ``f0`` (no jitter)."""
-    return _harmonics(rng, _carrier(n, sr, float(f0)), levels_db, sr, f0)
-
-
-def _harmonics(rng: np.random.Generator, z: np.ndarray, levels_db: Sequence[float], sr: int,
-               f0: float) -> np.ndarray:
-    power = z.copy()
-    acc = np.zeros(len(z), dtype=np.complex64)
-    for h, level in enumerate(levels_db, start=1):
-        offset = rng.uniform(0.0, _TWO_PI)
-        if h * f0 < 0.45 * sr:
-            acc += np.complex64(db_gain(level) * np.exp(1j * offset)) * power
-        if h < len(levels_db):
-            np.multiply(power, z, out=power)
-    return acc.imag.astype(np.float64)
-
-
-def _ring(sr: int, freqs: Sequence[float], taus: Sequence[float], amps: Sequence[float],
-          rng: np.random.Generator, seconds: float, attack: float = 5e-4) -> np.ndarray:
-    """A decaying resonant impulse: a sum of damped sinusoids (one per mode)."""
-    t = np.arange(int(seconds * sr)) / sr
-    out = np.zeros_like(t)
-    for fm, tau, a in zip(freqs, taus, amps):
-        offset = rng.uniform(0, _TWO_PI)
-        if fm < 0.45 * sr:
-            out += a * np.exp(-t / tau) * np.sin(_TWO_PI * fm * t + offset)
-    return out * (1.0 - np.exp(-t / attack))
-
-
-def _place(n: int, sr: int, times: np.ndarray, gains: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Add ``kernel`` at each time (s, may be negative) with its gain; the result has ``n`` samples."""
-    out = np.zeros(n)
-    k = len(kernel)
-    for t, g in zip(np.asarray(times), np.asarray(gains)):
-        i = int(round(t * sr))
-        a, b = max(i, 0), min(i + k, n)
-        if b > a and g:
-            out[a:b] += g * kernel[a - i:b - i]
-    return out
-
-
-def burst_envelope(rng: np.random.Generator, n: int, sr: int, rate: float, length: tuple[float, float]) -> np.ndarray:
-    """Envelope of short Hann-shaped bursts at random (Poisson) times."""
-    count = rng.poisson(rate * n / sr)
-    starts, durations = rng.uniform(0, n / sr, count), rng.uniform(*length, count)
-    env = np.zeros(n)
-    for start, dur in zip(starts, durations):
-        a, m = int(start * sr), max(int(dur * sr), 4)
-        seg = np.hanning(m)[: max(0, min(m, n - a))]
-        env[a:a + len(seg)] += seg
-    return env
-
-
-def _gate(n: int, sr: int, opens: np.ndarray, closes: np.ndarray, ramp: float) -> np.ndarray:
-    """0..1 envelope that is 1 between each open and close time, with linear ramps of ``ramp`` s."""
-    g = np.zeros(n)
-    for o, c in zip(opens, closes):
-        a, b = max(int(o * sr), 0), min(int(c * sr), n)
-        if b > a:
-            g[a:b] = 1.0
-    k = max(int(ramp * sr), 1)
-    c = np.concatenate([np.zeros(k), np.cumsum(g)])
-    return (c[k:] - c[:-k]) / k
-
-# --------------------------------------------------------------------------- backgrounds and microphones
-def bg_hall(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """Hall hum: pink noise plus 50 Hz mains hum harmonics."""
-    pink = shaped_noise(rng, n, band_shape(n, sr, 25.0, 7000.0) / np.sqrt(rfft_freqs(n, sr)))
-    hum = _steady_tones(rng, 50.0, [0.0, -6.0, -12.0, -18.0], n, sr)
-    return to_unit_rms(pink + 0.5 * to_unit_rms(hum))
-
-
-def bg_workshop(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """Workshop: low rumble plus modulated mid-band clatter and voices."""
-    rumble = shaped_noise(rng, n, band_shape(n, sr, 20.0, 400.0) / rfft_freqs(n, sr))
-    chatter = shaped_noise(rng, n, band_shape(n, sr, 300.0, 3000.0, 1.5))
-    mod = np.clip(1.0 + 0.8 * _walk(rng, n, sr, 5.0), 0.05, None)
-    return to_unit_rms(rumble + 0.7 * to_unit_rms(chatter * mod))
-
-
-def bg_ventilation(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """Ventilation: broadband rushing noise with a broad 1.5 kHz peak and a slow swell."""
-    shape = band_shape(n, sr, 60.0, 6000.0, 1.0) * _bump(n, sr, 1500.0, 1.2, 8.0)
-    return to_unit_rms(shaped_noise(rng, n, shape) * (1.0 + 0.15 * _walk(rng, n, sr, 0.5)))
-
-
-#: Background noise types: name -> (generator, (low, high) machine-to-background ratio in dB).
-BACKGROUNDS: dict[str, tuple[Callable[..., np.ndarray], tuple[float, float]]] = {
-    "A": (bg_hall, (11.0, 15.0)),
-    "B": (bg_workshop, (6.0, 10.0)),
-    "C": (bg_ventilation, (1.0, 9.0)),
-}
-
-#: Microphone positions: name -> (spectral tilt dB/octave re 1 kHz, resonance Hz,
-#: resonance gain dB, low cut Hz). Each clip deviates a little at random.
-MICROPHONES: dict[str, tuple[float, float, float, float]] = {
-    "1": (0.0, 2500.0, 3.0, 40.0),
-    "2": (-1.5, 800.0, 5.0, 60.0),
-    "3": (1.5, 4000.0, 6.0, 150.0),
-}
-
-
-def mic_response(rng: np.random.Generator, mic: str, n: int, sr: int) -> np.ndarray:
-    """Magnitude response (over rfft bins) of a microphone position, with a random per-clip deviation."""
-    tilt, fc, gain, lowcut = MICROPHONES[mic]
-    tilt += rng.normal(0.0, 0.15)
-    gain += rng.normal(0.0, 0.6)
-    fc *= np.exp(rng.normal(0.0, 0.03))
-    slope = np.exp(tilt * np.log(10.0) / 20.0 * (_log2_freqs(n, sr) - np.log2(1000.0)))
-    return slope * _bump(n, sr, fc, 0.8, gain) * band_shape(n, sr, lowcut, 0.49 * sr, 2.0)
 
 
 # --------------------------------------------------------------------------- condition values
@@ -323,24 +131,24 @@ def _render_fan(rng, arng, cond, anomaly, sev, n, sr):
     rpm = _number(cond, "spd", "rpm", low=100.0, high=6000.0)
     blades = 7
     fr = rpm / 60.0 * rng.uniform(0.99, 1.01)
-    phase = _phase(rng, fr, n, sr, jitter=0.004, rate=1.0)
+    phase = rotation_phase(rng, fr, n, sr, jitter=0.004, rate=1.0)
     bpf_db = np.array([0.0, -5.0, -9.0, -13.0, -17.0, -21.0]) + rng.normal(0.0, 1.0, 6)
-    tonal = _tones(rng, blades * phase, bpf_db, sr, blades * fr) * (1.0 + 0.05 * _walk(rng, n, sr, 3.0))
+    tonal = tones(rng, blades * phase, bpf_db, sr, blades * fr) * (1.0 + 0.05 * random_walk(rng, n, sr, 3.0))
     shaft_db = np.array([-26.0, -32.0, -36.0]) + rng.normal(0.0, 1.5, 3)
     if anomaly == "imbalance":
         shaft_db[:2] += np.array([6.0 + 20.0 * sev, 3.0 + 12.0 * sev])
-    tonal += _tones(rng, phase, shaft_db, sr, fr)
+    tonal += tones(rng, phase, shaft_db, sr, fr)
     if anomaly == "blade":
         # a damaged blade breaks the 7-fold symmetry: rotor orders between the blade-pass harmonics
         orders = np.arange(1, 13)
         levels = np.where(orders % blades == 0, -120.0, -22.0 + 16.0 * sev - 0.5 * orders)
-        tonal += _tones(arng, phase, levels, sr, fr)
+        tonal += tones(arng, phase, levels, sr, fr)
     fc = 350.0 * (rpm / 1450.0) ** 1.2 * np.exp(rng.normal(0.0, 0.05))
     noise_db = -3.0 + 12.0 * np.log10(rpm / 1450.0) + rng.normal(0.0, 0.7)
     if anomaly == "clog":
         fc *= 0.9 - 0.3 * sev
         noise_db += 1.0 + 5.0 * sev
-    air_shape = band_shape(n, sr, 40.0, 7000.0, 1.0) / np.sqrt(rfft_freqs(n, sr)) * _bump(n, sr, fc, 1.3, 12.0)
+    air_shape = band_shape(n, sr, 40.0, 7000.0, 1.0) / np.sqrt(rfft_freqs(n, sr)) * bump(n, sr, fc, 1.3, 12.0)
     y = to_unit_rms(tonal) + db_gain(noise_db) * shaped_noise(rng, n, air_shape)
     if anomaly == "bearing":
         hf = shaped_noise(arng, n, band_shape(n, sr, 3500.0, 7000.0, 3.0))
@@ -355,35 +163,35 @@ def _render_gearbox(rng, arng, cond, anomaly, sev, n, sr):
     rpm = _number(cond, "spd", "rpm", low=100.0, high=3000.0)
     teeth = 29
     fs = rpm / 60.0 * rng.uniform(0.995, 1.005)
-    shaft = _phase(rng, fs, n, sr, jitter=0.003, rate=1.5)
+    shaft = rotation_phase(rng, fs, n, sr, jitter=0.003, rate=1.5)
     depth = (0.08 + 0.0025 * load) * rng.uniform(0.9, 1.1)
     if anomaly == "wear":
         depth *= 1.2 + 2.3 * sev
-    mod = 1.0 + depth * _tones(rng, shaft, [0.0, -6.0, -12.0], sr, fs)
+    mod = 1.0 + depth * tones(rng, shaft, [0.0, -6.0, -12.0], sr, fs)
     mesh = teeth * shaft
     if anomaly == "misalignment":
-        mesh = mesh + (0.02 + 0.2 * sev) * np.sin(2.0 * shaft + arng.uniform(0, _TWO_PI))
+        mesh = mesh + (0.02 + 0.2 * sev) * np.sin(2.0 * shaft + arng.uniform(0, TWO_PI))
     mesh_db = (np.array([0.0, -7.0, -13.0, -19.0]) + load / 100.0 * np.array([0.0, 3.0, 5.0, 6.0])
                + rng.normal(0.0, 1.0, 4))
-    tonal = _tones(rng, mesh, mesh_db, sr, teeth * fs) * mod
+    tonal = tones(rng, mesh, mesh_db, sr, teeth * fs) * mod
     shaft_db = np.array([-28.0, -34.0]) + rng.normal(0.0, 1.0, 2)
     if anomaly == "misalignment":
         shaft_db[1] += 1.0 + 6.0 * sev
-    tonal += _tones(rng, shaft, shaft_db, sr, fs)
-    tonal += db_gain(-22.0) * _steady_tones(rng, 100.0, [0.0], n, sr)  # motor hum
+    tonal += tones(rng, shaft, shaft_db, sr, fs)
+    tonal += db_gain(-22.0) * steady_tones(rng, 100.0, [0.0], n, sr)  # motor hum
     noise_db = -14.0 + 0.06 * load + rng.normal(0.0, 0.7)
     pink = band_shape(n, sr, 80.0, 7000.0, 1.0) / np.sqrt(rfft_freqs(n, sr))
     y = to_unit_rms(tonal) + db_gain(noise_db) * shaped_noise(rng, n, pink)
     if anomaly == "lubrication":
         y = y + db_gain(-28.0 + 14.0 * sev) * shaped_noise(arng, n, band_shape(n, sr, 2000.0, 6000.0, 2.0))
     if anomaly == "chipped_tooth":
-        kernel = _ring(sr, [arng.uniform(2600, 3400), arng.uniform(5000, 6000)], [0.0025, 0.0015], [1.0, 0.5],
+        kernel = ring(sr, [arng.uniform(2600, 3400), arng.uniform(5000, 6000)], [0.0025, 0.0015], [1.0, 0.5],
                        arng, 0.02)
-        angle = arng.uniform(0, _TWO_PI)
-        hits = np.flatnonzero(np.diff(np.floor((shaft - angle) / _TWO_PI)) > 0) / sr
+        angle = arng.uniform(0, TWO_PI)
+        hits = np.flatnonzero(np.diff(np.floor((shaft - angle) / TWO_PI)) > 0) / sr
         # scale so that the impulse train has the RMS 10**(level/20) relative to the unit machine sound
         kernel = kernel / rms(kernel) * db_gain(-40.0 + 14.0 * sev) * np.sqrt(sr / fs / len(kernel))
-        y = y + _place(n, sr, hits, np.ones(len(hits)), kernel)
+        y = y + place(n, sr, hits, np.ones(len(hits)), kernel)
     return y
 
 
@@ -397,7 +205,7 @@ def _render_press(rng, arng, cond, anomaly, sev, n, sr):
     if anomaly == "worn_die":
         modes[:3] *= 1.0 - (0.005 + 0.03 * sev)
         taus = taus * (1.0 + 0.4 * sev)
-    kernel = _ring(sr, list(modes) + [70.0], list(taus) + [0.04], list(amps) + [1.2], rng, 0.5)
+    kernel = ring(sr, list(modes) + [70.0], list(taus) + [0.04], list(amps) + [1.2], rng, 0.5)
     start = rng.uniform(-period, 0.0)
     count = int(np.ceil((n / sr - start) / period)) + 1
     times = start + np.arange(count) * period + rng.normal(0.0, 0.004, count)
@@ -405,15 +213,15 @@ def _render_press(rng, arng, cond, anomaly, sev, n, sr):
     if anomaly == "irregular_timing":
         times = times + arng.normal(0.0, 0.03 + 0.1 * sev, count)
         gains = gains * (arng.random(count) >= 0.1 + 0.4 * sev)
-    impacts = _place(n, sr, times, gains, kernel)
+    impacts = place(n, sr, times, gains, kernel)
     if anomaly == "loose_part":
-        rattle = _ring(sr, [arng.uniform(5000, 6000)], [0.004], [1.0], arng, 0.03)
+        rattle = ring(sr, [arng.uniform(5000, 6000)], [0.004], [1.0], arng, 0.03)
         rattle *= db_gain(-22.0 + 18.0 * sev) * np.max(np.abs(kernel)) / np.max(np.abs(rattle))
         r_times = np.concatenate([times + arng.uniform(0.015, 0.07, count) for _ in range(2)])
         r_gains = np.concatenate([gains * arng.uniform(0.3, 1.0, count) for _ in range(2)])
-        impacts = impacts + _place(n, sr, r_times, r_gains, rattle)
+        impacts = impacts + place(n, sr, r_times, r_gains, rattle)
     pump_f = 1450.0 / 60.0 * 9.0 * rng.uniform(0.99, 1.01)
-    pump = _tones(rng, _phase(rng, pump_f, n, sr, jitter=0.002, rate=1.0), [0.0, -5.0, -10.0, -15.0], sr, pump_f)
+    pump = tones(rng, rotation_phase(rng, pump_f, n, sr, jitter=0.002, rate=1.0), [0.0, -5.0, -10.0, -15.0], sr, pump_f)
     rumble = shaped_noise(rng, n, band_shape(n, sr, 20.0, 300.0))
     y = to_unit_rms(impacts) + db_gain(-18.0 + rng.normal(0.0, 1.0)) * to_unit_rms(pump) + db_gain(-22.0) * rumble
     if anomaly == "hydraulic_leak":
@@ -435,31 +243,31 @@ def _render_valve(rng, arng, cond, anomaly, sev, n, sr):
     if anomaly == "sticking":
         late = arng.random(count) < 0.4 + 0.6 * sev
         opens = opens + late * arng.exponential(0.02 + 0.12 * sev, count)
-    g = _gate(n, sr, opens, closes, ramp=0.015)
-    hiss_shape = band_shape(n, sr, 500.0, 7500.0, 1.5) * _bump(n, sr, 1800.0 * np.sqrt(pressure / 3.0), 1.0, 9.0)
+    g = gate(n, sr, opens, closes, ramp=0.015)
+    hiss_shape = band_shape(n, sr, 500.0, 7500.0, 1.5) * bump(n, sr, 1800.0 * np.sqrt(pressure / 3.0), 1.0, 9.0)
     y = db_gain(6.0 * np.log2(pressure / 3.0)) * shaped_noise(rng, n, hiss_shape) * g
-    open_click = _ring(sr, [2200.0 * rng.uniform(0.97, 1.03), 5200.0], [0.005, 0.002], [1.0, 0.4], rng, 0.04)
-    close_click = _ring(sr, [3300.0 * rng.uniform(0.97, 1.03), 6100.0], [0.0035, 0.0015], [1.0, 0.5], rng, 0.04)
+    open_click = ring(sr, [2200.0 * rng.uniform(0.97, 1.03), 5200.0], [0.005, 0.002], [1.0, 0.4], rng, 0.04)
+    close_click = ring(sr, [3300.0 * rng.uniform(0.97, 1.03), 6100.0], [0.0035, 0.0015], [1.0, 0.5], rng, 0.04)
     open_click *= 4.0 / np.max(np.abs(open_click))
     close_click *= 4.0 / np.max(np.abs(close_click))
-    clicks = _place(n, sr, opens, open_gain, open_click)
+    clicks = place(n, sr, opens, open_gain, open_click)
     if anomaly == "sticking":
         bounce = arng.random(count) < 0.2 + 0.5 * sev
-        clicks += _place(n, sr, opens[bounce] + arng.uniform(0.004, 0.02, int(bounce.sum())),
+        clicks += place(n, sr, opens[bounce] + arng.uniform(0.004, 0.02, int(bounce.sum())),
                          0.5 * open_gain[bounce], open_click)
     if anomaly == "weak_spring":
         close_gain = close_gain * (0.85 - 0.75 * sev)
         for _ in range(3):
-            clicks += _place(n, sr, closes + arng.uniform(0.005, 0.03, count),
+            clicks += place(n, sr, closes + arng.uniform(0.005, 0.03, count),
                              close_gain * arng.uniform(0.15, 0.4, count) * (0.5 + 2.0 * sev), close_click)
-    clicks += _place(n, sr, closes, close_gain, close_click)
-    coil = _steady_tones(rng, 100.0, [0.0, -6.0, -12.0], n, sr)
+    clicks += place(n, sr, closes, close_gain, close_click)
+    coil = steady_tones(rng, 100.0, [0.0, -6.0, -12.0], n, sr)
     y = y + clicks + db_gain(-30.0) * coil * g
     if anomaly == "leak":
         y = y + db_gain(-36.0 + 16.0 * sev) * shaped_noise(arng, n, hiss_shape) * (1.0 - g)
     if anomaly == "whistle":
         fw = arng.uniform(2500.0, 5000.0)
-        tone = _tones(arng, _phase(arng, fw, n, sr, jitter=0.005, rate=4.0), [0.0], sr, fw)
+        tone = tones(arng, rotation_phase(arng, fw, n, sr, jitter=0.005, rate=4.0), [0.0], sr, fw)
         y = y + db_gain(-28.0 + 20.0 * sev) * tone * g
     return y
 

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import fft as sp_fft
 
 from asdkit.errors import ConfigError
-from asdkit.synth import machines
+from asdkit.synth import machines, signals
 
 __all__ = ["YEARS", "NOISE_SCENES", "SCENES_BY_DOMAIN", "SUPPLEMENTAL_KINDS", "generate_two_channel",
            "generate_supplemental", "supplemental_seed", "supplemental_name", "conditions_2026", "n_supplemental"]
@@ -56,17 +56,17 @@ def _hits(rng: np.random.Generator, n: int, sr: int, rate: float) -> np.ndarray:
 
 
 def _scene_hall(rng, n, sr):
-    return machines.bg_hall(rng, n, sr)
+    return signals.bg_hall(rng, n, sr)
 
 
 def _scene_ventilation(rng, n, sr):
-    voices = machines.shaped_noise(rng, n, machines.band_shape(n, sr, 300.0, 3000.0, 1.5))
-    babble = voices * (0.5 + machines.burst_envelope(rng, n, sr, 3.0, (0.1, 0.4)))
-    return machines.to_unit_rms(machines.bg_ventilation(rng, n, sr) + 0.7 * machines.to_unit_rms(babble))
+    voices = signals.shaped_noise(rng, n, signals.band_shape(n, sr, 300.0, 3000.0, 1.5))
+    babble = voices * (0.5 + signals.burst_envelope(rng, n, sr, 3.0, (0.1, 0.4)))
+    return signals.to_unit_rms(signals.bg_ventilation(rng, n, sr) + 0.7 * signals.to_unit_rms(babble))
 
 
 def _scene_workshop(rng, n, sr):
-    return machines.to_unit_rms(machines.bg_workshop(rng, n, sr) + 1.5 * machines.to_unit_rms(_hits(rng, n, sr, 2.0)))
+    return signals.to_unit_rms(signals.bg_workshop(rng, n, sr) + 1.5 * signals.to_unit_rms(_hits(rng, n, sr, 2.0)))
 
 
 #: Environmental noise scenes of the 2026 data: name -> (generator, (low, high) machine-to-scene ratio in dB
@@ -130,19 +130,19 @@ def generate_two_channel(machine: str, *, domain: str = "source", label: str = "
     parts = machines.machine_part(machine, domain=domain, label=label, attributes=attrs or None, rng=rng,
                             seconds=seconds, sr=sr, anomaly=anomaly, severity=severity)
     m, rng, cond, n = parts.machine, parts.rng, parts.condition, parts.n
-    local = machines.db_gain(-rng.uniform(*parts.snr_range)) * parts.make_bg(rng, n, sr)
+    local = signals.db_gain(-rng.uniform(*parts.snr_range)) * parts.make_bg(rng, n, sr)
     make_scene, (lo, hi) = NOISE_SCENES[scene]
-    level = machines.db_gain(-rng.uniform(lo, hi))
+    level = signals.db_gain(-rng.uniform(lo, hi))
     noise = make_scene(rng, n, sr)
-    pink = machines.band_shape(n, sr, 30.0, 7500.0) / np.sqrt(machines.rfft_freqs(n, sr))
-    diffuse = [machines.shaped_noise(rng, n, pink) for _ in range(2)]
+    pink = signals.band_shape(n, sr, 30.0, 7500.0) / np.sqrt(signals.rfft_freqs(n, sr))
+    diffuse = [signals.shaped_noise(rng, n, pink) for _ in range(2)]
     near = (m + local + level * _path(noise, sr, delay_s=rng.uniform(0.002, 0.008), gain_db=0.0, cutoff_hz=5000.0)
-            + level * machines.db_gain(-10.0) * diffuse[0])
-    far_scene = level * machines.db_gain(rng.uniform(*FAR_SCENE_DB))
+            + level * signals.db_gain(-10.0) * diffuse[0])
+    far_scene = level * signals.db_gain(rng.uniform(*FAR_SCENE_DB))
     far = (_path(m, sr, delay_s=rng.uniform(0.005, 0.015), gain_db=rng.uniform(*FAR_MACHINE_DB), cutoff_hz=3000.0)
-           + 0.5 * local + far_scene * noise + far_scene * machines.db_gain(-10.0) * diffuse[1])
-    near = sp_fft.irfft(sp_fft.rfft(near) * machines.mic_response(rng, cond.get("mic", parts.spec.mic), n, sr), n)
-    far = sp_fft.irfft(sp_fft.rfft(far) * machines.mic_response(rng, "1", n, sr), n)
+           + 0.5 * local + far_scene * noise + far_scene * signals.db_gain(-10.0) * diffuse[1])
+    near = sp_fft.irfft(sp_fft.rfft(near) * signals.mic_response(rng, cond.get("mic", parts.spec.mic), n, sr), n)
+    far = sp_fft.irfft(sp_fft.rfft(far) * signals.mic_response(rng, "1", n, sr), n)
     y = np.stack([machines.set_level(rng, near), machines.set_level(rng, far)])
     if return_info:
         return y, {"condition": dict(cond, noise=scene), "anomaly": parts.anomaly, "severity": parts.severity}
@@ -185,6 +185,6 @@ def generate_supplemental(machine: str, kind: str, *, rng: np.random.Generator |
                             sr=sr, anomaly=None, severity=None)
     n, cond = parts.n, parts.condition
     y = parts.machine if kind == "machine" else parts.make_bg(parts.rng, n, sr)
-    y = sp_fft.irfft(sp_fft.rfft(y) * machines.mic_response(parts.rng, cond.get("mic", parts.spec.mic), n, sr), n)
+    y = sp_fft.irfft(sp_fft.rfft(y) * signals.mic_response(parts.rng, cond.get("mic", parts.spec.mic), n, sr), n)
     y = machines.set_level(parts.rng, y)
     return (y, {"condition": dict(cond)}) if return_info else y
