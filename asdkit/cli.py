@@ -113,8 +113,10 @@ def _threads(n: int | None) -> None:
     set_threads(n)                  # torch's, numpy's and scipy's, for the rest of the process
 
 
-def _run_options(args) -> dict:
-    """The keyword arguments of run_experiment / run_seeds that ``asdkit run``'s options give."""
+def _run_config(args):
+    """The :class:`~asdkit.experiments.config.RunConfig` that ``asdkit run``'s options give."""
+    from asdkit.experiments.config import RunConfig
+
     executor = getattr(args, "executor", "local")
     address = getattr(args, "address", None)
     cpus, gpus = getattr(args, "cpus_per_job", 1), getattr(args, "gpus_per_job", 0)
@@ -134,11 +136,12 @@ def _run_options(args) -> dict:
                               "from jobs that do not ask for one.")
     else:
         device = _device(args.device)
-    return dict(systems=args.system, preset=args.preset, out=args.out, machines=args.machines, device=device,
-                progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None),
-                save_models=getattr(args, "save_models", False), channels=getattr(args, "channels", "auto"),
-                supplemental=getattr(args, "supplemental", None) or (), executor=executor, address=address,
-                resume=getattr(args, "resume", False), cpus_per_job=cpus, gpus_per_job=gpus)
+    return RunConfig(data=args.data, systems=tuple(args.system), preset=args.preset, machines=args.machines,
+                     device=device, progress=_progress(), plots=not args.no_plots, cache=getattr(args, "cache", None),
+                     save_models=getattr(args, "save_models", False), channels=getattr(args, "channels", "auto"),
+                     supplemental=getattr(args, "supplemental", None) or (), executor=executor, address=address,
+                     resume=getattr(args, "resume", False), cpus_per_job=cpus, gpus_per_job=gpus,
+                     threads=getattr(args, "threads", None) if executor == "local" else None)
 
 
 def _failed(failures) -> int:
@@ -155,7 +158,7 @@ def cmd_run(args) -> int:
     _threads(getattr(args, "threads", None))
     if getattr(args, "seeds", None):
         return _run_seeds(args)
-    res = run_experiment(args.data, seed=args.seed, **_run_options(args))
+    res = run_experiment(_run_config(args), out=args.out, seed=args.seed)
     if not res.table.empty:
         print()
         print(format_table(res.table))
@@ -168,7 +171,7 @@ def cmd_run(args) -> int:
 def _run_seeds(args) -> int:
     from asdkit.experiments.seeds import format_seeds_table, run_seeds
 
-    res = run_seeds(args.data, seeds=args.seeds, **_run_options(args))
+    res = run_seeds(_run_config(args), seeds=args.seeds, out=args.out)
     if not res.table.empty:
         print()
         print(format_seeds_table(res.table))

@@ -31,12 +31,11 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from asdkit.errors import AsdkitError, ConfigError
+from asdkit.experiments.config import EXECUTORS  # noqa: F401  (public here too)
 from asdkit.experiments.jobs import Job, JobFailure, JobSettings, read_result, run_job
 
 __all__ = ["EXECUTORS", "execute", "ExecutionReport", "import_ray"]
 
-#: What ``asdkit run --executor`` accepts.
-EXECUTORS = ("local", "ray")
 
 
 class ExecutionReport:
@@ -116,10 +115,10 @@ def _resumable(jobs: Sequence[Job], settings: JobSettings) -> dict:
             found.pop(k)
 
 
-def execute(jobs: Sequence[Job], tables: dict, settings: JobSettings, *, executor: str = "local",
-            address: str | None = None, resume: bool = False, cpus_per_job: float = 1, gpus_per_job: float = 0,
-            progress: bool = False, say: Callable[[str], None] | None = print) -> ExecutionReport:
-    """Run the jobs of a run.
+def execute(jobs: Sequence[Job], tables: dict, settings: JobSettings, *,
+            say: Callable[[str], None] | None = print) -> ExecutionReport:
+    """Run the jobs of a run, where its config says (``settings.config``: executor, Ray's address and resources,
+    ``resume``, ``progress``).
 
     Parameters
     ----------
@@ -128,32 +127,20 @@ def execute(jobs: Sequence[Job], tables: dict, settings: JobSettings, *, executo
     tables : dict
         ``Job.run -> clip table`` the jobs of that run read.
     settings : JobSettings
-    executor : {"local", "ray"}
-    address : str, optional
-        Ray only: ``"auto"`` (the cluster this machine belongs to, ``ray start``),
-        ``"ray://HOST:PORT"`` (Ray Client) or None (a local Ray instance for this run).
-    resume : bool, default False
-        Reuse what earlier runs finished in the same folders.
-    cpus_per_job, gpus_per_job : float
-        Ray only: the resources each job declares. ``cpus_per_job`` is also its torch thread count.
-    progress : bool
-        One tqdm bar over the jobs.
+        The run's :class:`~asdkit.experiments.config.RunConfig` and the systems asked of each family.
+        With ``resume`` what earlier runs finished in the same folders is reused; on Ray one tqdm bar
+        goes over the jobs when ``progress`` is on, and each job declares ``cpus_per_job`` (also its
+        torch thread count) and ``gpus_per_job``.
     say : callable or None
 
     Returns
     -------
     ExecutionReport
     """
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
-    if executor != "ray" and address is not None:
-        raise ConfigError(f"address={address!r} is for executor='ray' (--executor ray --address ...).")
-    if cpus_per_job <= 0 or gpus_per_job < 0:
-        raise ConfigError(f"cpus_per_job={cpus_per_job}, gpus_per_job={gpus_per_job}: give a positive number of "
-                          "CPUs and zero or more GPUs per job.")
+    config = settings.config
     say = say or (lambda _m: None)
     report = ExecutionReport()
-    if resume:
+    if config.resume:
         report.results.update(_resumable(jobs, settings))
         report.reused = set(report.results)
         if report.reused:
@@ -161,13 +148,15 @@ def execute(jobs: Sequence[Job], tables: dict, settings: JobSettings, *, executo
                 "to run")
     from tqdm.auto import tqdm
 
+    progress = config.progress and config.remote
     bar = tqdm(total=len(jobs), initial=len(report.reused), unit="job", desc="jobs", disable=not progress)
     tell = (lambda m: bar.write(m)) if progress else say
     try:
-        if executor == "local":
+        if config.executor == "local":
             _local(jobs, tables, settings, report, bar, tell)
         else:
-            _ray(jobs, tables, settings, report, bar, tell, address=address, cpus=cpus_per_job, gpus=gpus_per_job)
+            _ray(jobs, tables, settings, report, bar, tell, address=config.address, cpus=config.cpus_per_job,
+                 gpus=config.gpus_per_job)
     finally:
         bar.close()
     return report

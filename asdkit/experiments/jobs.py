@@ -48,6 +48,7 @@ import pandas as pd
 
 from asdkit.errors import ConfigError
 from asdkit.evaluation.outputs import write_submission
+from asdkit.experiments.config import RunConfig
 from asdkit.experiments.protocol import META_COLUMNS, Task, part_training, tasks
 from asdkit.experiments.systems import BuildContext, SystemSpec, family_members
 from asdkit.io import atomic_dir, atomic_write_bytes
@@ -180,35 +181,24 @@ def plan_jobs(table: pd.DataFrame, specs: Sequence[SystemSpec], runs: dict[int, 
 # ---------------------------------------------------------------------- settings every job shares
 @dataclass(frozen=True)
 class JobSettings:
-    """What every job of a run shares besides the clip table.
+    """What every job of a run shares besides the clip table: the run's config and the systems asked of it.
 
     Attributes
     ----------
+    config : RunConfig
+        The run (:mod:`asdkit.experiments.config`); ``device="auto"`` is resolved in the job, on the
+        machine that runs it.
     specs : dict of str to list of SystemSpec
-        Family -> the systems asked of it (:func:`families`); empty for a family only others need.
-    preset, device, channels, progress :
-        As :class:`~asdkit.experiments.systems.BuildContext`. ``device="auto"`` is resolved in
-        the job, on the machine that runs it.
-    cache : str or None
-        Feature cache folder shared by the jobs.
-    plots : bool
-    save_models : bool
-        Save every family job's detector (always on for Ray runs: the ensemble's jobs read their
-        members from there, and so does ``--resume``).
-    threads : int or None
-        torch's and the BLAS threads while the job runs (None leaves the process's settings);
-        a Ray job uses its ``cpus_per_job``.
+        Family -> the systems asked of it (:func:`families`); empty for a family only others need. The
+        spec objects travel with the job, so systems registered in the driver's session run on Ray too.
     """
 
+    config: RunConfig
     specs: dict
-    preset: Any = "quick"
-    device: str = "cpu"
-    channels: str = "auto"
-    progress: bool = False
-    cache: str | None = None
-    plots: bool = True
-    save_models: bool = False
-    threads: int | None = None
+
+    @classmethod
+    def of(cls, config: RunConfig) -> "JobSettings":
+        return cls(config=config, specs=families(config.specs))
 
     def builder(self, family: str) -> SystemSpec:
         asked = self.specs[family]
@@ -217,9 +207,10 @@ class JobSettings:
     def context(self, seed: int) -> BuildContext:
         from asdkit.features.cache import FeatureCache
 
-        return BuildContext(preset=self.preset, seed=seed, device=_resolve_device(self.device),
-                            progress=self.progress, channels=self.channels,
-                            cache=FeatureCache(self.cache) if self.cache is not None else None)
+        cfg = self.config
+        return BuildContext(preset=cfg.preset, seed=seed, device=_resolve_device(cfg.device),
+                            progress=cfg.job_progress, channels=cfg.channels,
+                            cache=FeatureCache(cfg.cache) if cfg.cache is not None else None)
 
 
 def _resolve_device(device: str) -> str:
@@ -512,7 +503,7 @@ def run_job(job: Job, table: pd.DataFrame, settings: JobSettings, deps: dict, *,
         with redirect:
             tell(f"{job.name} on {socket.gethostname()} (pid {os.getpid()}), run folder {job.run}", only_log=True)
             try:
-                with thread_limit(settings.threads):
+                with thread_limit(settings.config.threads):
                     result = _run(job, table, settings, deps, tell)
             except BaseException as e:
                 log_file.write(traceback.format_exc())
@@ -578,10 +569,10 @@ def _run(job: Job, table: pd.DataFrame, settings: JobSettings, deps: dict, tell)
     for s in settings.specs[job.family]:
         frame = score_frame(task, det, scores[s.score_key], s.score_key)
         write_submission(Path(job.run) / s.name, frame, frame["score"], decisions=frame["decision"])
-        if settings.plots and frame["label"].notna().all() and frame["domain"].notna().all():
+        if settings.config.plots and frame["label"].notna().all() and frame["domain"].notna().all():
             plot_task(frame, float(frame["threshold"].iloc[0]), Path(job.run) / s.name / "plots", task.machine, s.name)
         frames[s.name] = frame
-    if settings.save_models:
+    if settings.config.keeps_models:
         det.save(job.model_dir)
     tell(f"{job.family:10s} {task.key}: fitted on {len(task.train)} clips in {fit_s:.1f} s, "
          f"scored {len(task.test)} in {score_s:.1f} s")

@@ -32,19 +32,19 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from asdkit.data.channels import check_channels
 from asdkit.data.dataset import scan_root
 from asdkit.data.supplemental import apply_supplemental
 from asdkit.errors import ConfigError
 from asdkit.evaluation.evaluate import EvaluationResult, evaluate_frame, save_result
+from asdkit.experiments.config import RunConfig, as_config, check_seeds
 from asdkit.experiments.jobs import fit_family, score_frame
 from asdkit.experiments.protocol import part_training
-from asdkit.experiments.systems import PRESETS, BuildContext, SystemSpec, resolve_systems
+from asdkit.experiments.systems import BuildContext, SystemSpec
 from asdkit.io import atomic_write_bytes
 
 __all__ = ["run_experiment", "run_many", "ExperimentResult", "results_table", "format_table", "score_frame",
@@ -192,13 +192,8 @@ def _evaluate(specs, scores: dict, out: Path, data, caption: str, say) -> tuple[
 
 
 
-def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baseline-mse", "baseline-mahala"),
-                   preset: str = "quick", out: str | Path = "runs/experiment", machines: Sequence[str] | None = None,
-                   device: str = "auto", seed: int = 0, progress: bool = False, plots: bool = True,
-                   log: Callable[[str], None] | None = print, cache: str | Path | None = None,
-                   save_models: bool = False, channels: str = "auto", supplemental: Sequence[str] = (),
-                   executor: str = "local", address: str | None = None, resume: bool = False,
-                   cpus_per_job: float = 1, gpus_per_job: float = 0, threads: int | None = None) -> ExperimentResult:
+def run_experiment(data: str | Path | RunConfig, *, out: str | Path = "runs/experiment", seed: int = 0,
+                   log: Callable[[str], None] | None = print, **settings) -> ExperimentResult:
     """Fit and score systems on every machine type of a DCASE-layout root.
 
     Each machine type (and part: development or evaluation data) is fitted on
@@ -213,139 +208,84 @@ def run_experiment(data: str | Path, *, systems: Sequence[str] | str = ("baselin
 
     Parameters
     ----------
-    data : path-like
-        Any DCASE-layout root (real or from ``asdkit synth``).
-    systems : sequence of str or "all"
-        Names from :data:`asdkit.experiments.systems.SYSTEMS`.
-    preset : {"quick", "cpu", "paper"}
+    data : path-like or RunConfig
+        Any DCASE-layout root (real or from ``asdkit synth``), or a whole
+        :class:`~asdkit.experiments.config.RunConfig`.
     out : path-like
         Output folder (created).
-    machines : sequence of str, optional
-        Only these machine types (the others still serve as other machine types).
-    device : str, default "auto"
-        ``"auto"`` is resolved where each job runs (a GPU when that machine has one).
     seed : int, default 0
-    progress : bool, default False
-        tqdm bars while training (in-process), or one bar over the jobs (Ray).
-    plots : bool, default True
-        Write ROC and score-histogram PNGs.
     log : callable or None
         Where progress lines go (``print`` by default; None for silence).
-    cache : path-like, optional
-        Feature cache folder for the systems that use segment features
-        (default ``<out>/.feature_cache``).
-    save_models : bool, default False
-        Save every fitted detector under ``<out>/models/<family>/<machine>/``
-        (``<machine>_eval`` for evaluation data). Always on with Ray.
-    channels : str, default "auto"
-        Channel policy every model reads its clips under (:mod:`asdkit.data.channels`): ``"auto"``
-        (mono clips as they are, the near microphone of DCASE 2026 clips), ``"mono"``, ``"near"``,
-        ``"far"``, ``"both"`` (the far microphone as a second input channel) or ``"denoised"``.
-    supplemental : sequence of {"machine", "noise"}
-        Use the DCASE 2025 supplemental clips in training (:mod:`asdkit.data.supplemental`):
-        ``"machine"`` adds the machine-only clips as normals, ``"noise"`` replaces half of the
-        training clips by their mixture with noise-only clips (5-15 dB, written under
-        ``<out>/.supplemental/``). Machine types without such clips train as before.
-    executor : {"local", "ray"}, default "local"
-        Where the jobs run (:mod:`asdkit.experiments.executors`); Ray is an optional
-        dependency (``pip install "asdkit[ray]"``).
-    address : str, optional
-        Ray only: ``"auto"`` or ``"ray://HOST:PORT"``; None starts a local Ray instance.
-    resume : bool, default False
-        Run only the jobs that have no finished result in ``out`` yet (same data, preset,
-        seed, channels and supplemental clips as the run that left them).
-    cpus_per_job, gpus_per_job : float
-        Ray only: the resources each job declares (``cpus_per_job`` is also its torch threads).
-    threads : int, optional
-        In-process jobs: torch's and the BLAS threads while each job runs (None leaves them as they
-        are). Results differ in the last digits between thread counts; an in-process run with
-        ``threads=n`` writes the same files as a Ray run with ``cpus_per_job=n``.
+    **settings
+        The fields of :class:`~asdkit.experiments.config.RunConfig` (``systems``, ``preset``,
+        ``machines``, ``device``, ``channels``, ``supplemental``, ``threads``, ``executor``,
+        ``address``, ``cpus_per_job``, ``gpus_per_job``, ``progress``, ``plots``, ``save_models``,
+        ``cache``, ``resume``); with a RunConfig as ``data`` they replace its values.
 
     Returns
     -------
     ExperimentResult
         With ``failures`` (Ray: the jobs that failed or could not run; their systems are not evaluated).
+
+    Examples
+    --------
+    >>> res = run_experiment("data/quick", systems=["reference-knn"], out="runs/ref")  # doctest: +SKIP
     """
-    cache = Path(cache) if cache is not None else Path(out) / ".feature_cache"
-    return run_many(data, {int(seed): Path(out)}, systems=systems, preset=preset, machines=machines, device=device,
-                    progress=progress, plots=plots, log=log, cache=cache, save_models=save_models,
-                    channels=channels, supplemental=supplemental, executor=executor, address=address,
-                    resume=resume, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job,
-                    threads=threads)[int(seed)]
+    config = as_config(data, settings)
+    (seed,) = check_seeds([seed])
+    return run_many(config, {seed: Path(out)}, log=log)[seed]
 
 
-#: What a run folder's ``plan.json`` pins: ``--resume`` refuses a folder started with other values.
-_PINNED = ("data", "preset", "seed", "channels", "supplemental")
-
-
-def _check_plan(run: Path, plan: dict, resume: bool) -> None:
+def _check_plan(run: Path, config: RunConfig, seed: int) -> None:
+    """Write ``plan.json``; with ``resume``, first refuse a folder that holds a run of other pinned settings."""
     path = run / "plan.json"
-    if resume and path.is_file():
+    pinned = {**config.pinned(), "seed": int(seed)}
+    if config.resume and path.is_file():
         before = json.loads(path.read_text())
-        differ = [k for k in _PINNED if before.get(k) != plan[k]]
+        differ = [k for k in pinned if before.get(k) != pinned[k]]
         if differ:
             raise ConfigError(f"--resume: {str(run)!r} holds a run with other settings ("
-                              + ", ".join(f"{k}: {before.get(k)!r} then, {plan[k]!r} now" for k in differ)
+                              + ", ".join(f"{k}: {before.get(k)!r} then, {pinned[k]!r} now" for k in differ)
                               + "); resume with the same settings, or choose another --out.")
+    plan = {**pinned, "systems": list(config.systems), "machines": sorted(config.machines) if config.machines else None,
+            "config": config.to_dict()}
     atomic_write_bytes(path, json.dumps(plan, indent=2).encode())
 
 
-def run_many(data: str | Path, runs: dict, *, systems: Sequence[str] | str, preset: str = "quick",
-             machines: Sequence[str] | None = None, device: str = "auto", progress: bool = False, plots: bool = True,
-             log: Callable[[str], None] | None = print, cache: str | Path, save_models: bool = False,
-             channels: str = "auto", supplemental: Sequence[str] = (), executor: str = "local",
-             address: str | None = None, resume: bool = False, cpus_per_job: float = 1,
-             gpus_per_job: float = 0, threads: int | None = None) -> dict[int, ExperimentResult]:
+def run_many(config: RunConfig, runs: Mapping[int, str | Path], *,
+             log: Callable[[str], None] | None = print) -> dict[int, ExperimentResult]:
     """The runs of several seeds as one set of jobs: ``seed -> ExperimentResult``, each written to ``runs[seed]``.
 
     What :func:`run_experiment` (one seed) and :func:`asdkit.experiments.seeds.run_seeds` (every seed
-    its own jobs, all handed to the executor at once) call; the parameters are theirs.
+    its own jobs, all handed to the executor at once) call.
     """
-    from asdkit.experiments.executors import EXECUTORS, execute
-    from asdkit.experiments.jobs import JobSettings, families, plan_jobs
+    from asdkit.experiments.executors import execute
+    from asdkit.experiments.jobs import JobSettings, plan_jobs
 
     say = log or (lambda _msg: None)
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
-    specs = resolve_systems(systems)
-    check_channels(channels)
-    remote = executor != "local"
-    # Ray's workers may run elsewhere: every path they are handed is absolute
-    base = scan_root(Path(data).absolute() if remote else data)     # the one scan of the root
-    unknown = sorted(set(machines or ()) - set(base["machine"]))
+    base = scan_root(Path(config.data).absolute() if config.remote else config.data)     # the one scan of the root
+    unknown = sorted(set(config.machines or ()) - set(base["machine"]))
     if unknown:
-        raise ConfigError(f"machine(s) {unknown} not found under {str(data)!r}; it holds "
+        raise ConfigError(f"machine(s) {unknown} not found under {config.data!r}; it holds "
                           f"{sorted(base['machine'].unique())}")
+    folders = {int(seed): (Path(out).absolute() if config.remote else Path(out)) for seed, out in runs.items()}
+    if not folders:
+        raise ConfigError("run_many: no runs given; pass {seed: output folder}.")
+    config = config.for_output(next(iter(folders.values())))   # the feature cache (and, for Ray, absolute paths)
     tables, jobs, by_seed = {}, [], {}
-    for seed, out in runs.items():
-        folder = Path(out).absolute() if remote else Path(out)
+    for seed, folder in folders.items():
         folder.mkdir(parents=True, exist_ok=True)
-        _check_plan(folder, {"data": str(Path(data).absolute()), "preset": preset, "seed": int(seed),
-                             "channels": channels, "supplemental": sorted(supplemental),
-                             "systems": [s.name for s in specs], "machines": sorted(machines) if machines else None},
-                    resume)
-        table = apply_supplemental(base, list(supplemental), out=folder / ".supplemental", seed=seed)
+        _check_plan(folder, config, seed)
+        table = apply_supplemental(base, list(config.supplemental), out=folder / ".supplemental", seed=seed)
         tables[str(folder)] = table
-        by_seed[seed] = plan_jobs(table, specs, {int(seed): folder}, machines=machines, log=say)
-        if not resume:                      # a result left by an earlier run is not this run's
+        by_seed[seed] = plan_jobs(table, config.specs, {seed: folder}, machines=config.machines, log=say)
+        if not config.resume:                   # a result left by an earlier run is not this run's
             for job in by_seed[seed]:
                 shutil.rmtree(job.folder / "result", ignore_errors=True)
         jobs += by_seed[seed]
-    settings = JobSettings(specs=families(specs), preset=preset, device=device, channels=channels,
-                           progress=progress and not remote, cache=str(Path(cache).absolute() if remote else cache),
-                           plots=plots, save_models=save_models or remote, threads=threads)
-    report = execute(jobs, tables, settings, executor=executor, address=address, resume=resume,
-                     cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job, progress=progress and remote, say=say)
-    results = {}
-    for seed, out in runs.items():
-        results[seed] = _gather(Path(out), by_seed[seed], report, specs, say=say, data=data, preset=preset, seed=seed,
-                                device=device, channels=channels, supplemental=supplemental, machines=machines,
-                                table=tables[str(Path(out).absolute() if remote else Path(out))],
-                                executor=executor, save_models=save_models or remote, threads=threads,
-                                resources=({"cpus_per_job": cpus_per_job, "gpus_per_job": gpus_per_job}
-                                           if remote else {}))
+    report = execute(jobs, tables, JobSettings.of(config), say=say)
+    results = {seed: _gather(folder, seed, by_seed[seed], report, config, tables[str(folder)], say)
+               for seed, folder in folders.items()}
     if report.failures:
         from asdkit.experiments.jobs import describe
 
@@ -354,14 +294,9 @@ def run_many(data: str | Path, runs: dict, *, systems: Sequence[str] | str, pres
     return results
 
 
-def _gather(out: Path, jobs, report, specs, *, say, data, preset, seed, device, channels, supplemental, machines,
-            table, executor, save_models, threads, resources) -> ExperimentResult:
+def _gather(out: Path, seed: int, jobs, report, config: RunConfig, table: pd.DataFrame, say) -> ExperimentResult:
     """One seed's results from its jobs: evaluation, tables, ``jobs.csv`` and ``config.json``, as a local run writes."""
-    import torch
-
-    from asdkit import __version__
-
-    rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in specs}
+    rows: dict[str, list[pd.DataFrame]] = {s.name: [] for s in config.specs}
     histories, timings, root_timings, model_configs, models = {}, {}, {}, {}, {}
     for job in jobs:
         r = report.results.get(job.key)
@@ -383,30 +318,42 @@ def _gather(out: Path, jobs, report, specs, *, say, data, preset, seed, device, 
     timings.update(root_timings)
     missing = {j.family for j in jobs if j.key not in report.results}
     failures = [f for f in report.failures if f.job.run == str(jobs[0].run)] if jobs else []
-    complete = [s for s in specs if s.family not in missing]
-    for s in specs:
+    complete = [s for s in config.specs if s.family not in missing]
+    for s in config.specs:
         if s.family in missing:
             say(f"{s.name}: not evaluated, some of its jobs did not finish")
     scores = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in rows.items()}
-    caption = (f"Results on `{Path(data).name}` with the `{preset}` preset, seed {seed}"
-               + (f", channels `{channels}`" if channels != "auto" else "")
-               + (f", supplemental clips: {', '.join(supplemental)}" if supplemental else "") + " "
+    caption = (f"Results on `{Path(config.data).name}` with the `{config.preset}` preset, seed {seed}"
+               + (f", channels `{config.channels}`" if config.channels != "auto" else "")
+               + (f", supplemental clips: {', '.join(config.supplemental)}" if config.supplemental else "") + " "
                "(AUC and pAUC in %; official score = harmonic mean of all values).")
-    evaluations, combined = _evaluate(complete, scores, out, data, caption, say)
+    evaluations, combined = _evaluate(complete, scores, out, config.data, caption, say)
     jobs_table = report.table(jobs)
     atomic_write_bytes(out / "jobs.csv", jobs_table.to_csv(index=False).encode())
-    config = {
-        "data": str(Path(data)), "systems": [s.name for s in specs], "preset": preset, "seed": seed,
-        "device": device, "channels": channels, "supplemental": list(supplemental),
-        "machines": sorted(machines) if machines else sorted(table["machine"].unique()),
-        "asdkit": __version__, "torch": torch.__version__,
-        "torch_threads": int(resources["cpus_per_job"]) if resources else (threads or torch.get_num_threads()),
-        "python": platform.python_version(), "timings": timings, "models": model_configs,
-        "saved_models": str(out / "models") if save_models else None,
-        "executor": executor, **resources,
-        "jobs": {"total": len(jobs), "run": int((jobs_table["status"] == "done").sum()),
-                 "reused": int((jobs_table["status"] == "reused").sum()), "failed": [str(f) for f in failures]},
-    }
-    atomic_write_bytes(out / "config.json", json.dumps(config, indent=2, default=str).encode())
+    record = _run_record(out, seed, config, table, timings, model_configs, jobs_table, failures)
+    atomic_write_bytes(out / "config.json", json.dumps(record, indent=2, default=str).encode())
     return ExperimentResult(evaluations=evaluations, table=combined, scores=scores, histories=histories,
                             timings=timings, out=out, models=models, failures=failures, jobs=jobs_table)
+
+
+def _run_record(out: Path, seed: int, config: RunConfig, table: pd.DataFrame, timings: dict, model_configs: dict,
+                jobs_table: pd.DataFrame, failures) -> dict:
+    """What ``config.json`` says of a finished run: its settings, versions, timings and jobs."""
+    import torch
+
+    from asdkit import __version__
+
+    resources = {"cpus_per_job": config.cpus_per_job, "gpus_per_job": config.gpus_per_job} if config.remote else {}
+    return {
+        "data": config.data, "systems": list(config.systems), "preset": config.preset, "seed": seed,
+        "device": config.device, "channels": config.channels, "supplemental": list(config.supplemental),
+        "machines": sorted(config.machines) if config.machines else sorted(table["machine"].unique()),
+        "asdkit": __version__, "torch": torch.__version__,
+        "torch_threads": int(config.cpus_per_job) if config.remote else (config.threads or torch.get_num_threads()),
+        "python": platform.python_version(), "timings": timings, "models": model_configs,
+        "saved_models": str(out / "models") if config.keeps_models else None,
+        "executor": config.executor, **resources,
+        "jobs": {"total": int(len(jobs_table)), "run": int((jobs_table["status"] == "done").sum()),
+                 "reused": int((jobs_table["status"] == "reused").sum()), "failed": [str(f) for f in failures]},
+        "config": config.to_dict(),
+    }

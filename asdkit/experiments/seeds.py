@@ -31,9 +31,9 @@ import pandas as pd
 from asdkit.errors import ConfigError
 from asdkit.evaluation.evaluate import MIN_JACKKNIFE_SECTIONS
 from asdkit.evaluation.metrics import METRIC_COLUMNS, floored_hmean, jackknife_interval
+from asdkit.experiments.config import RunConfig, as_config, check_seeds
 from asdkit.experiments.run import run_many
 from asdkit.io import atomic_write_bytes
-from asdkit.presets import is_integer
 
 __all__ = ["run_seeds", "SeedsResult", "seeds_table", "format_seeds_table", "summarise_seeds", "JACKKNIFE_ROWS"]
 
@@ -136,44 +136,41 @@ def _markdown(table: pd.DataFrame, caption: str) -> str:
     return "\n".join([caption, "", head, sep, *body, ""])
 
 
-def run_seeds(data: str | Path, *, seeds: Sequence[int], out: str | Path = "runs/experiment", preset: str = "quick",
-              log=print, cache: str | Path | None = None, **kwargs) -> SeedsResult:
+def run_seeds(data: str | Path | RunConfig, *, seeds: Sequence[int], out: str | Path = "runs/experiment",
+              log=print, **settings) -> SeedsResult:
     """Run :func:`~asdkit.experiments.run.run_experiment` once per seed and summarise across the seeds.
 
     Parameters
     ----------
-    data : path-like
+    data : path-like or RunConfig
     seeds : sequence of int
         Distinct seeds; each run goes to ``<out>/seed_<n>/``.
     out : path-like
-    preset : str
     log : callable or None
-    cache : path-like, optional
-        Feature cache shared by the seeds (default ``<out>/.feature_cache``):
-        the features do not depend on the seed.
-    **kwargs
-        As :func:`~asdkit.experiments.run.run_experiment` (``systems``, ``machines``, ``device``,
-        ``executor``, ``resume``, ...). Every seed's jobs are handed to the executor at once, so
-        with Ray the seeds run side by side.
+    **settings
+        As :func:`~asdkit.experiments.run.run_experiment`: the fields of
+        :class:`~asdkit.experiments.config.RunConfig`. The feature cache defaults to
+        ``<out>/.feature_cache``, shared by the seeds (the features do not depend on the seed).
+        Every seed's jobs are handed to the executor at once, so with Ray the seeds run side by side.
 
     Returns
     -------
     SeedsResult
     """
-    seeds = list(seeds)
-    bad = [s for s in seeds if not is_integer(s) or s < 0]
-    if not seeds or bad or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds={seeds!r}: give distinct non-negative integers, e.g. --seeds 0 1 2.")
+    config = as_config(data, settings)
+    seeds = check_seeds(seeds)
     out = Path(out)
-    cache = Path(cache) if cache is not None else out / ".feature_cache"
-    runs = run_many(data, {int(s): out / f"seed_{s}" for s in seeds}, preset=preset, log=log, cache=cache, **kwargs)
+    if config.cache is None:
+        config = config.replace(cache=str(out / ".feature_cache"))
+    runs = run_many(config, {s: out / f"seed_{s}" for s in seeds}, log=log)
     table = seeds_table(runs)
-    _write(out, table, data, preset, seeds)
-    config = {"data": str(Path(data)), "preset": preset, "seeds": seeds,
+    _write(out, table, config.data, config.preset, seeds)
+    record = {"data": config.data, "preset": config.preset, "seeds": seeds,
               "runs": {str(s): str(out / f"seed_{s}") for s in seeds},
               "timings_s": {str(s): round(sum(v.get("fit_s", 0) + v.get("score_s", 0) for v in r.timings.values()), 1)
-                            for s, r in runs.items()}}
-    atomic_write_bytes(out / "config.json", json.dumps(config, indent=2).encode())
+                            for s, r in runs.items()},
+              "config": config.to_dict()}
+    atomic_write_bytes(out / "config.json", json.dumps(record, indent=2).encode())
     return SeedsResult(runs=runs, table=table, out=out)
 
 
