@@ -56,3 +56,10 @@ def test_plan_json_stores_the_config_and_resume_checks_it(quick_root, tmp_path):
     assert back.systems == ("reference-knn",) and back.machines == ("SynFan",) and plan["seed"] == 0
     with pytest.raises(ConfigError, match="--resume.*preset"):
         run_experiment(back.replace(preset="cpu", resume=True), out=out, log=None)
+
+
+def test_job_threads_and_what_a_ray_job_keeps():
+    local = RunConfig(data="d", threads=2)
+    assert local.job_threads == 2 and not local.keeps_models and not local.job_progress
+    ray = RunConfig(data="d", executor="ray", cpus_per_job=3, progress=True)
+    assert ray.job_threads == 3 and ray.keeps_models and not ray.job_progress

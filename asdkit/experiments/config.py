@@ -140,6 +140,11 @@ class RunConfig:
         return self.save_models or self.remote
 
     @property
+    def job_threads(self) -> int | None:
+        """torch's and the BLAS threads while a job runs: a Ray job's ``cpus_per_job``, else :attr:`threads`."""
+        return max(1, int(self.cpus_per_job)) if self.remote else self.threads
+
+    @property
     def job_progress(self) -> bool:
         """Progress bars inside the jobs (in-process only; Ray shows one bar over the jobs)."""
         return self.progress and not self.remote

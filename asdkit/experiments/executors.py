@@ -25,7 +25,6 @@ only by ``executor="ray"``.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Callable, Sequence
 
 import pandas as pd
@@ -206,7 +205,7 @@ def _ray(jobs, tables, settings, report, bar, tell, *, address, cpus, gpus) -> N
             raise ConfigError(f"each job asks for {cpus} CPU(s) and {gpus} GPU(s), but the Ray cluster has "
                               f"{total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs in all; lower "
                               "--cpus-per-job / --gpus-per-job or add nodes.")
-        settings = replace(settings, threads=max(1, int(cpus)), progress=False, save_models=True)
+        # each job runs at config.job_threads (its cpus_per_job), without bars, and keeps its models
         remote = ray.remote(_remote_job).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         table_refs = {run: ray.put(t) for run, t in tables.items()}
         failed: dict = {}

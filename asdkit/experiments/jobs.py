@@ -503,7 +503,7 @@ def run_job(job: Job, table: pd.DataFrame, settings: JobSettings, deps: dict, *,
         with redirect:
             tell(f"{job.name} on {socket.gethostname()} (pid {os.getpid()}), run folder {job.run}", only_log=True)
             try:
-                with thread_limit(settings.config.threads):
+                with thread_limit(settings.config.job_threads):
                     result = _run(job, table, settings, deps, tell)
             except BaseException as e:
                 log_file.write(traceback.format_exc())
