@@ -24,16 +24,15 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from asdkit.data.channels import check_channels
+from asdkit.data.supplemental import SUPPLEMENTAL_USES
 from asdkit.errors import ConfigError
 from asdkit.experiments.systems import PRESETS, SystemSpec, resolve_systems
 from asdkit.presets import check_integer
 
-__all__ = ["RunConfig", "EXECUTORS", "SUPPLEMENTAL_KINDS"]
+__all__ = ["RunConfig", "EXECUTORS"]
 
 #: Where the jobs of a run can execute (:mod:`asdkit.experiments.executors`).
 EXECUTORS = ("local", "ray")
-#: The DCASE 2025 supplemental clips a run can train with (:mod:`asdkit.data.supplemental`).
-SUPPLEMENTAL_KINDS = ("machine", "noise")
 #: What ``--resume`` must find unchanged in a run folder (with the seed).
 PINNED = ("data", "preset", "channels", "supplemental")
 
@@ -105,9 +104,9 @@ class RunConfig:
             put("machines", tuple(dict.fromkeys(machines)) or None)
         check_channels(self.channels)
         supplemental = (self.supplemental,) if isinstance(self.supplemental, str) else tuple(self.supplemental or ())
-        bad = sorted(set(supplemental) - set(SUPPLEMENTAL_KINDS))
+        bad = sorted(set(supplemental) - set(SUPPLEMENTAL_USES))
         if bad:
-            raise ConfigError(f"RunConfig.supplemental: {bad}; choose from {list(SUPPLEMENTAL_KINDS)}.")
+            raise ConfigError(f"RunConfig.supplemental: {bad}; choose from {list(SUPPLEMENTAL_USES)}.")
         put("supplemental", tuple(sorted(set(supplemental))))
         if self.threads is not None:
             put("threads", check_integer(self.threads, "threads", who="RunConfig"))
